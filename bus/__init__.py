@@ -1,0 +1,4 @@
+"""A small typed in-process event bus on anyio, msgspec and OpenTelemetry.
+
+It knows nothing of Kubernetes.
+"""
