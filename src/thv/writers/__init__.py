@@ -1,0 +1,1 @@
+"""The only code that writes to the API server: apply, finalizer patches, status, events."""
