@@ -1,0 +1,3 @@
+from thv.cli import main
+
+raise SystemExit(main())
