@@ -30,7 +30,8 @@ from thv.sources.store import Store, T, object_key
 log = logging.getLogger("thv.sources")
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "RESYNC"]
-OnEvent = Callable[[EventType, str, T], Awaitable[None]]
+#: called with (event type, key, new or last-known object, previous object in the store)
+OnEvent = Callable[[EventType, str, T, T | None], Awaitable[None]]
 
 
 class _ListMeta(msgspec.Struct, rename="camel"):
@@ -124,14 +125,14 @@ class Informer(Generic[T]):
                 old = self.store.get(key)
                 if old is None or old.metadata.resource_version != obj.metadata.resource_version:
                     self.store.upsert(obj)
-                    await self.on_event("ADDED" if old is None else "MODIFIED", key, obj)
+                    await self.on_event("ADDED" if old is None else "MODIFIED", key, obj, old)
             cont = page.metadata.continue_
             if not cont:
                 break
         for key in [k for k in self.store.keys(self.namespace) if k not in seen]:
             gone = self.store.delete(key)
             if gone is not None:
-                await self.on_event("DELETED", key, gone)
+                await self.on_event("DELETED", key, gone, gone)
         self.resource_version = rv
         metrics.STORE_OBJECTS.labels(str(self.resource)).set(len(self.store))
 
@@ -149,11 +150,11 @@ class Informer(Generic[T]):
         key = object_key(obj)
         self.resource_version = obj.metadata.resource_version or self.resource_version
         if ev.type == "DELETED":
-            self.store.delete(key)
-            await self.on_event("DELETED", key, obj)
+            old = self.store.delete(key)
+            await self.on_event("DELETED", key, obj, old)
         else:
             old = self.store.upsert(obj)
-            await self.on_event("ADDED" if old is None else "MODIFIED", key, obj)
+            await self.on_event("ADDED" if old is None else "MODIFIED", key, obj, old)
         metrics.STORE_OBJECTS.labels(str(self.resource)).set(len(self.store))
 
     def _restart(self, reason: str) -> None:
@@ -214,4 +215,4 @@ class Informer(Generic[T]):
         for key in self.store.keys(self.namespace):
             obj = self.store.get(key)
             if obj is not None:
-                await self.on_event("RESYNC", key, obj)
+                await self.on_event("RESYNC", key, obj, obj)

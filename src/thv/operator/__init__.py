@@ -1,0 +1,1 @@
+"""The operator: watch sources, the bus and the subscribers wired together."""

@@ -1,0 +1,32 @@
+"""Events on thv's bus. An event only says *which key* to look at (and why)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+MCPSERVER = "MCPServer"
+TOOLCONFIG = "MCPToolConfig"
+EXTAUTH = "MCPExternalAuthConfig"
+
+Reason = Literal["ADDED", "MODIFIED", "DELETED", "RESYNC", "OWNED", "REFERENCE", "RETRY"]
+
+
+class ObjectEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Something about ``kind`` ``key`` (``namespace/name``) may have changed.
+
+    ``obj`` is the typed object as the watch delivered it (the last known state for a
+    deletion), for tracing and debugging; subscribers always read the current state from
+    the Store instead, so dropped, duplicated or reordered events cannot mislead them.
+    """
+
+    kind: str
+    key: str
+    reason: Reason
+    obj: Any = None
+
+    @property
+    def bus_key(self) -> str:
+        """The coalescing key: one pending delivery per kind and object."""
+        return f"{self.kind}:{self.key}"
