@@ -8,6 +8,7 @@ apply, precise patches, streaming watches) lives here so the rest of thv never s
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
@@ -41,7 +42,10 @@ async def connect(
         kwargs["kubeconfig"] = kubeconfig
     if context:
         kwargs["context"] = context
-    api = await kr8s.asyncio.api(**kwargs)
+    with warnings.catch_warnings():
+        # kr8s warns about server versions newer than it was tested with; thv pins its own.
+        warnings.filterwarnings("ignore", message="Kubernetes version", category=UserWarning)
+        api = await kr8s.asyncio.api(**kwargs)
     return KubeClient(api, timeout=timeout)
 
 
