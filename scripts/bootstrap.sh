@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything thv's run and test commands need, reusing caches:
+#   - a Python venv in .venv with thv, bus and the dev tools (pip cache: ~/.cache/pip)
+#   - the local Kubernetes control plane built from Go modules (~/.cache/thv/controlplane)
+#   - with --keycloak: a JDK >= 21 check and Keycloak from Maven Central (~/.cache/thv/keycloak)
+# Idempotent: a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+say() { printf '[bootstrap %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+stamp=.venv/.thv-installed
+want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "creating the Python environment (.venv) with $($PY --version)"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+  say "Python environment ready"
+else
+  say "Python environment up to date"
+fi
+
+say "control plane binaries (first build ~7 min on 2 cores, then cached)"
+tools/controlplane/build.sh >/dev/null
+
+if [ "${1:-}" = "--keycloak" ] && [ -x tools/keycloak/fetch.sh ]; then
+  say "Keycloak (first download ~200 MB from Maven Central, then cached)"
+  tools/keycloak/fetch.sh >/dev/null
+fi
+say "done"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, unit tests, and integration tests against the real
+# local control plane (and a real Keycloak), all installed and started by the project.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/bootstrap.sh --keycloak
+echo "[test] ruff" >&2
+.venv/bin/ruff check src bus tests benchmarks
+.venv/bin/ruff format --check src bus tests benchmarks >/dev/null
+echo "[test] mypy --strict" >&2
+.venv/bin/mypy
+echo "[test] import contracts" >&2
+.venv/bin/lint-imports >/dev/null
+echo "[test] pytest" >&2
+set +e
+.venv/bin/pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then echo "[test] no tests ran: failing" >&2; exit 1; fi
+exit "$rc"
