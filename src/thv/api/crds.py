@@ -423,24 +423,38 @@ class TelemetryConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw_onl
     prometheus: Annotated[PrometheusConfig | None, describe("Prometheus metrics endpoint.")] = None
 
 
-_SERVER_SPEC_RULES = [
-    _cel(
-        "!has(self.oidcConfig) || self.oidcConfig.type != 'configMap' || has(self.oidcConfig.configMap)",
-        "oidcConfig.configMap is required when oidcConfig.type is configMap",
-    ),
-    _cel(
-        "!has(self.oidcConfig) || self.oidcConfig.type != 'inline' || has(self.oidcConfig.inline)",
-        "oidcConfig.inline is required when oidcConfig.type is inline",
-    ),
-    _cel(
-        "!has(self.authzConfig) || self.authzConfig.type != 'configMap' || has(self.authzConfig.configMap)",
-        "authzConfig.configMap is required when authzConfig.type is configMap",
-    ),
-    _cel(
-        "!has(self.authzConfig) || self.authzConfig.type != 'inline' || has(self.authzConfig.inline)",
-        "authzConfig.inline is required when authzConfig.type is inline",
-    ),
-]
+_OIDC_RULES: dict[str, Any] = {
+    "x-kubernetes-validations": [
+        _cel(
+            "self.type != 'configMap' || has(self.configMap)", "configMap is required when type is configMap"
+        ),
+        _cel("self.type != 'inline' || has(self.inline)", "inline is required when type is inline"),
+    ]
+}
+_AUTHZ_RULES: dict[str, Any] = {
+    "x-kubernetes-validations": [
+        _cel(
+            "self.type != 'configMap' || has(self.configMap)", "configMap is required when type is configMap"
+        ),
+        _cel("self.type != 'inline' || has(self.inline)", "inline is required when type is inline"),
+    ]
+}
+_TOOL_OVERRIDE_RULES: dict[str, Any] = {
+    "x-kubernetes-validations": [
+        _cel(
+            "(has(self.name) && size(self.name) > 0) || (has(self.description) && size(self.description) > 0)",
+            "at least one of name or description must be set",
+        )
+    ]
+}
+_EXTAUTH_SPEC_RULES: dict[str, Any] = {
+    "x-kubernetes-validations": [
+        _cel(
+            "self.type != 'tokenExchange' || has(self.tokenExchange)",
+            "tokenExchange is required when type is tokenExchange",
+        )
+    ]
+}
 
 
 class MCPServerSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
@@ -503,8 +517,14 @@ class MCPServerSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=
     resource_overrides: Annotated[
         ResourceOverrides | None, describe("Metadata overrides for the resources the operator creates.")
     ] = None
-    oidc_config: Annotated[OIDCConfigRef | None, describe("Incoming-request authentication.")] = None
-    authz_config: Annotated[AuthzConfigRef | None, describe("Authorization policy configuration.")] = None
+    oidc_config: Annotated[
+        OIDCConfigRef | None,
+        msgspec.Meta(description="Incoming-request authentication.", extra_json_schema=_OIDC_RULES),
+    ] = None
+    authz_config: Annotated[
+        AuthzConfigRef | None,
+        msgspec.Meta(description="Authorization policy configuration.", extra_json_schema=_AUTHZ_RULES),
+    ] = None
     audit: Annotated[AuditConfig | None, describe("Audit logging.")] = None
     tools: Annotated[
         StringList | None, describe("Deprecated: use toolConfigRef. Allow-list of tool names.")
@@ -592,15 +612,6 @@ class MCPServerList(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=
 class ToolOverride(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """A new name and/or description for a tool."""
 
-    EXTRA_JSON_SCHEMA: ClassVar[dict[str, Any]] = {
-        "x-kubernetes-validations": [
-            _cel(
-                "(has(self.name) && size(self.name) > 0) || (has(self.description) && size(self.description) > 0)",
-                "at least one of name or description must be set",
-            )
-        ]
-    }
-
     name: Annotated[str | None, describe("New name of the tool.")] = None
     description: Annotated[str | None, describe("New description of the tool.")] = None
 
@@ -612,7 +623,7 @@ class MCPToolConfigSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_o
         StringList | None, describe("Allow-list of tool names; empty means all tools.")
     ] = None
     tools_override: Annotated[
-        dict[str, ToolOverride] | None,
+        dict[str, Annotated[ToolOverride, msgspec.Meta(extra_json_schema=_TOOL_OVERRIDE_RULES)]] | None,
         describe("Overrides keyed by the real tool name (rename and/or redescribe)."),
     ] = None
 
@@ -670,13 +681,10 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
     audience: Annotated[str, describe("Target audience of the exchanged token.")]
     scopes: Annotated[StringList | None, describe("OAuth 2.0 scopes to request.")] = None
     subject_token_type: Annotated[
-        str | None,
-        msgspec.Meta(
-            pattern=SUBJECT_TOKEN_TYPE_PATTERN,
-            description=(
-                'Type of the incoming subject token: "access_token" (default), "id_token", "jwt" or the '
-                "full urn:ietf:params:oauth:token-type URN."
-            ),
+        Annotated[str, msgspec.Meta(pattern=SUBJECT_TOKEN_TYPE_PATTERN)] | None,
+        describe(
+            'Type of the incoming subject token: "access_token" (default), "id_token", "jwt" or the '
+            "full urn:ietf:params:oauth:token-type URN."
         ),
     ] = None
     external_token_header_name: Annotated[
@@ -690,15 +698,6 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
 
 class MCPExternalAuthConfigSpec(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """Outgoing authentication, referenced by MCPServers in the same namespace."""
-
-    EXTRA_JSON_SCHEMA: ClassVar[dict[str, Any]] = {
-        "x-kubernetes-validations": [
-            _cel(
-                "self.type != 'tokenExchange' || has(self.tokenExchange)",
-                "tokenExchange is required when type is tokenExchange",
-            )
-        ]
-    }
 
     type: Annotated[str, _enum(EXTERNAL_AUTH_TOKEN_EXCHANGE, description="Kind of external authentication.")]
     token_exchange: Annotated[
@@ -738,7 +737,7 @@ class MCPExternalAuthConfig(msgspec.Struct, rename="camel", omit_defaults=True, 
     api_version: str = msgspec.field(default_factory=lambda: API_VERSION)
     kind: str = msgspec.field(default_factory=lambda: "MCPExternalAuthConfig")
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
-    spec: MCPExternalAuthConfigSpec
+    spec: Annotated[MCPExternalAuthConfigSpec, msgspec.Meta(extra_json_schema=_EXTAUTH_SPEC_RULES)]
     status: MCPExternalAuthConfigStatus | None = None
 
 

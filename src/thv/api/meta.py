@@ -151,14 +151,17 @@ class Condition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True
             description="message is a human readable message indicating details about the transition.",
         ),
     ]
-    observed_generation: Annotated[
-        int | None,
-        msgspec.Meta(
-            ge=0,
-            description="observedGeneration represents the .metadata.generation that the condition was set based upon.",
-            extra_json_schema={"format": "int64"},
-        ),
-    ] = None
+    observed_generation: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                description="observedGeneration represents the .metadata.generation that the condition was set based upon.",
+                extra_json_schema={"format": "int64"},
+            ),
+        ]
+        | None
+    ) = None
 
 
 class LocalObjectReference(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
