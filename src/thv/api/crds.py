@@ -442,7 +442,7 @@ _AUTHZ_RULES: dict[str, Any] = {
 _TOOL_OVERRIDE_RULES: dict[str, Any] = {
     "x-kubernetes-validations": [
         _cel(
-            "(has(self.name) && size(self.name) > 0) || (has(self.description) && size(self.description) > 0)",
+            "has(self.name) || has(self.description)",
             "at least one of name or description must be set",
         )
     ]
