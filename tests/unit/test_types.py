@@ -307,7 +307,7 @@ def test_top_level_objects_encode_api_version_and_kind() -> None:
         "metadata": {"name": "a", "namespace": "b"},
         "spec": {"image": "i"},
     }
-    for cls, api_version in [
+    kinds: list[tuple[Any, str]] = [
         (k8s.Deployment, "apps/v1"),
         (k8s.Service, "v1"),
         (k8s.ConfigMap, "v1"),
@@ -317,7 +317,8 @@ def test_top_level_objects_encode_api_version_and_kind() -> None:
         (k8s.RoleBinding, "rbac.authorization.k8s.io/v1"),
         (k8s.Event, "v1"),
         (k8s.Lease, "coordination.k8s.io/v1"),
-    ]:
+    ]
+    for cls, api_version in kinds:
         body = json.loads(msgspec.json.encode(cls()))
         assert body["apiVersion"] == api_version == cls.RESOURCE.api_version
         assert body["kind"] == cls.__name__ == cls.RESOURCE.kind
