@@ -1,0 +1,120 @@
+"""``thv proxy``: the command-line entry points mounted by :mod:`thv.cli`.
+
+``thv proxy --target http://127.0.0.1:9090 --port 8080 [--runconfig FILE] [--token-exchange-* ...]``
+
+The client secret is read from ``$TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET`` (never from a flag).
+Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the server failed to start,
+2 for a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from thv.proxy.config import ConfigError, ProxyConfig, add_config_arguments, config_from_namespace, describe
+
+log = logging.getLogger("thv.proxy")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every ``thv proxy`` flag to ``parser`` (the main CLI's ``proxy`` sub-parser)."""
+    add_config_arguments(parser)
+    ops = parser.add_argument_group("operation")
+    ops.add_argument(
+        "--token-exchange-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="token endpoint timeout (default 10)",
+    )
+    ops.add_argument(
+        "--token-cache-skew",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="drop cached exchanged tokens this long before they expire (default 30)",
+    )
+    ops.add_argument(
+        "--no-token-cache", action="store_true", help="exchange on every request (as upstream does)"
+    )
+    ops.add_argument("--log-level", default=os.environ.get("THV_LOG_LEVEL", "INFO"))
+    ops.add_argument("--log-format", choices=("json", "console"), default="json")
+
+
+def app_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`thv.proxy.app.ProxyApp` keyword arguments carried by the operational flags."""
+    return {
+        "exchange_timeout": args.token_exchange_timeout,
+        "cache_skew": args.token_cache_skew,
+        "cache_enabled": not args.no_token_cache,
+    }
+
+
+async def serve(config: ProxyConfig, **app_kwargs: Any) -> int:
+    """Serve ``config`` with uvicorn until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from thv.proxy.app import build_app
+
+    app = build_app(config, **app_kwargs)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.listen_host,
+            port=config.listen_port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    log.info("thv proxy starting %s", describe(config))
+    await server.serve()
+    return EXIT_OK if server.started else EXIT_FAILED
+
+
+async def run_proxy(args: argparse.Namespace) -> int:
+    """Build the config from parsed ``args`` and serve it (the async entry point)."""
+    try:
+        config = config_from_namespace(args)
+        if config.target_url is None:
+            raise ConfigError(
+                "no target: give --target URL (or --target-port, or target_port in the runconfig)"
+            )
+    except ConfigError as exc:
+        print(f"thv proxy: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return await serve(config, **app_options(args))
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """Synchronous entry point used by ``thv proxy`` (configures logging and tracing first)."""
+    from thv.observability.logs import configure_logging
+    from thv.observability.tracing import configure_tracing
+
+    configure_logging(args.log_level, json=args.log_format == "json")
+    configure_tracing("thv-proxy")
+    try:
+        return asyncio.run(run_proxy(args))
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``python -m thv.proxy.cli ...``."""
+    parser = argparse.ArgumentParser(prog="thv proxy", description=__doc__.splitlines()[0])
+    add_proxy_arguments(parser)
+    return main_from_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
