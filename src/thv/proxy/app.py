@@ -29,9 +29,9 @@ import httpx
 from opentelemetry import propagate, trace
 
 from thv.proxy.asgi import Receive, Scope, Send, send_json
-from thv.proxy.cache import DEFAULT_SKEW_SECONDS, CachedToken, TokenCache, cache_key
+from thv.proxy.cache import CachedToken, TokenCache, cache_key
 from thv.proxy.config import ConfigError, ProxyConfig, TokenExchangeSettings
-from thv.proxy.exchange import DEFAULT_TIMEOUT, ExchangeError, TokenExchanger
+from thv.proxy.exchange import ExchangeError, TokenExchanger
 from thv.proxy.forward import ClientDisconnected, Forwarder, UpstreamError, new_upstream_client
 
 log = logging.getLogger("thv.proxy")
@@ -93,15 +93,23 @@ class ProxyApp:
         exchanger: TokenExchanger | None = None,
         validator: TokenValidator | None = None,
         cache: TokenCache | None = None,
-        exchange_timeout: float = DEFAULT_TIMEOUT,
-        cache_skew: float = DEFAULT_SKEW_SECONDS,
-        cache_enabled: bool = True,
+        exchange_timeout: float | None = None,
+        cache_skew: float | None = None,
+        cache_enabled: bool | None = None,
     ) -> None:
+        """Collaborators may be injected (tests, benchmarks); the keyword settings override the
+        config's ``exchange_timeout``/``cache_skew``/``cache_enabled``."""
         if config.target_url is None:
             raise ConfigError("no target: give --target (or target_port in the runconfig)")
         self.config = config
         self._upstream = upstream_client or new_upstream_client()
         self.forwarder = Forwarder(self._upstream, config.target_url)
+        if exchange_timeout is None:
+            exchange_timeout = config.exchange_timeout
+        if cache_skew is None:
+            cache_skew = config.cache_skew
+        if cache_enabled is None:
+            cache_enabled = config.cache_enabled
         te = config.token_exchange
         self.exchanger = exchanger
         if self.exchanger is None and te is not None:

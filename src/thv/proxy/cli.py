@@ -26,35 +26,6 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``thv proxy`` flag to ``parser`` (the main CLI's ``proxy`` sub-parser)."""
     add_config_arguments(parser)
-    ops = parser.add_argument_group("operation")
-    ops.add_argument(
-        "--token-exchange-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="token endpoint timeout (default 10)",
-    )
-    ops.add_argument(
-        "--token-cache-skew",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="drop cached exchanged tokens this long before they expire (default 30)",
-    )
-    ops.add_argument(
-        "--no-token-cache", action="store_true", help="exchange on every request (as upstream does)"
-    )
-    ops.add_argument("--log-level", default=os.environ.get("THV_LOG_LEVEL", "INFO"))
-    ops.add_argument("--log-format", choices=("json", "console"), default="json")
-
-
-def app_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`thv.proxy.app.ProxyApp` keyword arguments carried by the operational flags."""
-    return {
-        "exchange_timeout": args.token_exchange_timeout,
-        "cache_skew": args.token_cache_skew,
-        "cache_enabled": not args.no_token_cache,
-    }
 
 
 async def serve(config: ProxyConfig, **app_kwargs: Any) -> int:
@@ -93,7 +64,7 @@ async def run_proxy(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"thv proxy: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return await serve(config, **app_options(args))
+    return await serve(config)
 
 
 def main_from_args(args: argparse.Namespace) -> int:
@@ -101,7 +72,9 @@ def main_from_args(args: argparse.Namespace) -> int:
     from thv.observability.logs import configure_logging
     from thv.observability.tracing import configure_tracing
 
-    configure_logging(args.log_level, json=args.log_format == "json")
+    configure_logging(
+        args.log_level or os.environ.get("THV_LOG_LEVEL", "INFO"), json=args.log_format == "json"
+    )
     configure_tracing("thv-proxy")
     try:
         return asyncio.run(run_proxy(args))

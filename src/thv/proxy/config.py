@@ -41,6 +41,8 @@ SUBJECT_TOKEN_TYPES: Final[Mapping[str, str]] = {
 DEFAULT_LISTEN_HOST: Final = "127.0.0.1"
 DEFAULT_LISTEN_PORT: Final = 8080
 DEFAULT_TARGET_HOST: Final = "127.0.0.1"
+DEFAULT_EXCHANGE_TIMEOUT: Final = 10.0
+DEFAULT_CACHE_SKEW: Final = 30.0
 
 HeaderStrategy = Literal["replace", "custom"]
 
@@ -109,6 +111,10 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None = None
     oidc: OIDCSettings | None = None
     token_exchange: TokenExchangeSettings | None = None
+    # operation (flags only; a runconfig leaves the defaults)
+    exchange_timeout: float = DEFAULT_EXCHANGE_TIMEOUT
+    cache_enabled: bool = True
+    cache_skew: float = DEFAULT_CACHE_SKEW
 
 
 # ------------------------------------------------------------------------------------------------
@@ -415,6 +421,27 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     oidc.add_argument("--jwks-allow-private-ip", action="store_true", default=False)
     oidc.add_argument("--resource-url", default=None, help="this protected resource's URL")
 
+    ops = parser.add_argument_group("operation")
+    ops.add_argument(
+        "--token-exchange-timeout",
+        type=float,
+        default=DEFAULT_EXCHANGE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"token endpoint timeout (default {DEFAULT_EXCHANGE_TIMEOUT:g})",
+    )
+    ops.add_argument(
+        "--token-cache-skew",
+        type=float,
+        default=DEFAULT_CACHE_SKEW,
+        metavar="SECONDS",
+        help=f"drop cached exchanged tokens this long before they expire (default {DEFAULT_CACHE_SKEW:g})",
+    )
+    ops.add_argument(
+        "--no-token-cache", action="store_true", help="exchange on every request (as upstream does)"
+    )
+    ops.add_argument("--log-level", default=None, help="default $THV_LOG_LEVEL, else INFO")
+    ops.add_argument("--log-format", choices=("json", "console"), default="json")
+
 
 _TE_FLAGS: Final = (
     "token_exchange_url",
@@ -498,7 +525,16 @@ def config_from_namespace(ns: argparse.Namespace, *, env: Mapping[str, str] | No
         listen_port=_check_port(ns.port, "--port") if ns.port is not None else base.listen_port,
         target_url=_check_target(target, "--target"),
         name=ns.name if ns.name is not None else base.name,
+        exchange_timeout=_positive(ns.token_exchange_timeout, "--token-exchange-timeout"),
+        cache_enabled=not ns.no_token_cache,
+        cache_skew=_positive(ns.token_cache_skew, "--token-cache-skew", zero_ok=True),
     )
+
+
+def _positive(value: float, flag: str, *, zero_ok: bool = False) -> float:
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ConfigError(f"{flag} must be {'>= 0' if zero_ok else '> 0'}")
+    return float(value)
 
 
 def _host_of(url: str | None) -> str | None:
@@ -512,7 +548,8 @@ def _host_of(url: str | None) -> str | None:
 def config_from_args(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> ProxyConfig:
     """Parse ``thv proxy`` arguments (without the ``proxy`` word) into a :class:`ProxyConfig`.
 
-    Raises :class:`ConfigError` instead of exiting. Unknown flags are errors.
+    Accepts every ``thv proxy`` flag (``--log-*`` are accepted and ignored). Raises
+    :class:`ConfigError` instead of exiting. Unknown flags are errors.
     """
     parser = _ArgumentParser(prog="thv proxy", add_help=False)
     add_config_arguments(parser)
@@ -528,6 +565,8 @@ def describe(config: ProxyConfig) -> dict[str, Any]:
         "listen": f"{config.listen_host}:{config.listen_port}",
         "target": config.target_url,
         "name": config.name,
+        "token_cache": f"on (skew {config.cache_skew:g} s)" if config.cache_enabled else "off",
+        "exchange_timeout": config.exchange_timeout,
     }
     te = config.token_exchange
     if te is not None:

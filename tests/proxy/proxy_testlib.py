@@ -1,0 +1,625 @@
+"""Test helpers for ``thv proxy``: servers in background threads, a fake token endpoint, a
+recording MCP-server stand-in that verifies tokens, and a real Keycloak (installed and started
+from the cached distribution).
+
+Importable from any conftest (``sys.path`` gets ``tests/proxy`` when pytest loads the conftest
+beside this file; elsewhere insert it yourself). See ``docs/proxy.md`` § Tests for reuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import uvicorn
+
+REPO = Path(__file__).resolve().parents[2]
+REALM_FILE = Path(__file__).resolve().parent / "realm-mcp-test.json"
+REALM = "mcp-test"
+USER, PASSWORD = "alice", "alice-password"
+PROXY_CLIENT_ID, PROXY_CLIENT_SECRET = "mcp-proxy", "mcp-proxy-secret-4f1d9a"
+TARGET_AUDIENCE = "mcp-server"
+
+Scope = Any
+Receive = Callable[[], Any]
+Send = Callable[[Any], Any]
+
+
+def progress(message: str) -> None:
+    """A progress line on the real stderr (pytest's capture does not swallow it)."""
+    stream = sys.__stderr__ or sys.stderr
+    print(f"[proxy-tests {time.strftime('%H:%M:%S')}] {message}", file=stream, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# uvicorn in a thread
+
+
+class ServerThread:
+    """Runs an ASGI app with uvicorn on 127.0.0.1 in a daemon thread with its own event loop."""
+
+    def __init__(self, app: Any, *, port: int | None = None, lifespan: str = "on") -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                lifespan=lifespan,
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                date_header=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        if self.thread.is_alive():
+            raise RuntimeError(f"server on port {self.port} did not stop")
+
+
+# ------------------------------------------------------------------------------------------------
+# a fake RFC 8693 token endpoint (unit tests)
+
+
+@dataclass
+class FakeTokenEndpoint:
+    """ASGI token endpoint. ``behaviour`` decides each answer; records every form + headers."""
+
+    expires_in: Any = 300
+    behaviour: str = "ok"  # ok | invalid_grant | invalid_client | 500 | garbage | slow | error_in_200
+    delay: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def exchanged_for(subject: str) -> str:
+        return "exchanged-" + subject[-12:]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        from urllib.parse import parse_qs
+
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        with self.lock:
+            self.calls.append(
+                {"form": form, "headers": {k.decode(): v.decode() for k, v in scope["headers"]}}
+            )
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status, payload = 200, b""
+        if self.behaviour == "ok":
+            payload = json.dumps(
+                {
+                    "access_token": self.exchanged_for(form.get("subject_token", "")),
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "token_type": "Bearer",
+                    "expires_in": self.expires_in,
+                }
+            ).encode()
+        elif self.behaviour in ("invalid_grant", "invalid_client"):
+            status = 400
+            payload = json.dumps(
+                {"error": self.behaviour, "error_description": "PROVIDER-SECRET-DETAIL"}
+            ).encode()
+        elif self.behaviour == "500":
+            status, payload = 500, b"PROVIDER-SECRET-DETAIL"
+        elif self.behaviour == "garbage":
+            payload = b"<html>PROVIDER-SECRET-DETAIL</html>"
+        elif self.behaviour == "error_in_200":
+            payload = b'{"error":"server_error","error_description":"PROVIDER-SECRET-DETAIL"}'
+        elif self.behaviour == "slow":
+            await asyncio.sleep(30)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+# ------------------------------------------------------------------------------------------------
+# the MCP-server stand-in
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    verified: dict[str, Any] | None  # claims of the token in `token_header`, if it verified
+    error: str | None
+
+
+@dataclass
+class RecordingUpstream:
+    """ASGI app standing in for an MCP server.
+
+    * every request is recorded (headers, body, and — when ``jwks_url`` is set — the result of
+      verifying the bearer token in ``token_header`` against that JWKS with pyjwt, checking
+      ``aud == audience`` and ``iss == issuer``);
+    * ``POST /mcp`` answers a JSON-RPC-looking JSON echo; ``POST /echo`` returns the body as is
+      (with the request's content-type, and ``X-Echo-Encoding`` as ``Content-Encoding``);
+      ``/status/<code>`` answers that status; ``GET /sse`` streams two SSE events and holds the
+      second until :attr:`release` is set (so a test can see the first arrive early);
+    * if verification is configured and fails, the answer is 401.
+    """
+
+    jwks_url: str | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    token_header: str = "authorization"
+    records: list[Recorded] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    sse_finished: threading.Event = field(default_factory=threading.Event)
+    sse_cancelled: threading.Event = field(default_factory=threading.Event)
+    _keys: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def last(self) -> Recorded:
+        with self.lock:
+            return self.records[-1]
+
+    def _verify(self, headers: Mapping[str, str]) -> tuple[dict[str, Any] | None, str | None]:
+        if self.jwks_url is None:
+            return None, None
+        value = headers.get(self.token_header.lower(), "")
+        if not value.startswith("Bearer "):
+            return None, f"no bearer token in {self.token_header}"
+        token = value[len("Bearer ") :]
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if kid not in self._keys:
+                jwks = httpx.get(self.jwks_url, timeout=10).json()
+                self._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks["keys"] if k.get("use", "sig") == "sig"}
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=self._keys[kid].key,
+                algorithms=["RS256", "RS384", "RS512", "ES256", "PS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except Exception as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        return claims, None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        claims, error = await asyncio.to_thread(self._verify, headers)
+        with self.lock:
+            self.records.append(Recorded(scope["method"], scope["path"], headers, body, claims, error))
+        if self.jwks_url is not None and claims is None:
+            await _plain(send, 401, json.dumps({"error": error}).encode())
+            return
+        if scope["path"] == "/sse":
+            await self._sse(receive, send)
+        elif scope["path"] == "/echo":
+            ctype = headers.get("content-type", "application/octet-stream").encode()
+            extra = (
+                [(b"content-encoding", headers["x-echo-encoding"].encode())]
+                if "x-echo-encoding" in headers
+                else []
+            )
+            await _plain(send, 200, body, ctype, extra)
+        elif scope["path"].startswith("/status/"):
+            await _plain(send, int(scope["path"].rsplit("/", 1)[1]), b'{"status":"as asked"}')
+        else:
+            reply = {"jsonrpc": "2.0", "id": 1, "result": {"seen_path": scope["path"], "bytes": len(body)}}
+            await _plain(send, 200, json.dumps(reply).encode(), b"application/json")
+
+    async def _sse(self, receive: Receive, send: Send) -> None:
+        self.sse_finished.clear()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
+
+        async def wait_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        disconnected = asyncio.ensure_future(wait_disconnect())
+        try:
+            await send({"type": "http.response.body", "body": b"id: 1\ndata: first\n\n", "more_body": True})
+            while not self.release.is_set():
+                done, _ = await asyncio.wait({disconnected}, timeout=0.02)
+                if done:
+                    self.sse_cancelled.set()  # the proxy closed the stream before we finished
+                    return
+            await send({"type": "http.response.body", "body": b"id: 2\ndata: second\n\n", "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self.sse_finished.set()
+        finally:
+            disconnected.cancel()
+
+
+async def _plain(
+    send: Send,
+    status: int,
+    body: bytes,
+    ctype: bytes = b"application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", ctype),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# ------------------------------------------------------------------------------------------------
+# Keycloak
+
+
+def java_major(java_home: Path) -> int | None:
+    """Feature version of the JDK at ``java_home`` (from its ``release`` file, else ``java``)."""
+    release = java_home / "release"
+    if release.is_file():
+        m = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(errors="replace"), re.M)
+        if m:
+            return int(m.group(1))
+    java = java_home / "bin" / "java"
+    if not os.access(java, os.X_OK):
+        return None
+    out = subprocess.run(
+        [str(java), "-XshowSettings:properties", "-version"], capture_output=True, text=True, check=False
+    ).stderr
+    m = re.search(r"java\.specification\.version = (\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def find_jdk(minimum: int = 21) -> Path:
+    """A JDK ≥ ``minimum``: ``$JAVA_HOME`` if good enough, else the newest under /usr/lib/jvm."""
+    candidates: list[Path] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    jvm = Path("/usr/lib/jvm")
+    if jvm.is_dir():
+        candidates.extend(sorted((p for p in jvm.iterdir() if p.is_dir()), reverse=True))
+    found = [(java_major(p) or 0, p) for p in candidates if (p / "bin" / "java").exists()]
+    good = [(v, p) for v, p in found if v >= minimum]
+    if not good:
+        seen = ", ".join(f"{p} ({v or '?'})" for v, p in found) or "none"
+        raise RuntimeError(
+            f"Keycloak 26 needs a JDK >= {minimum}; found {seen}. Install one under /usr/lib/jvm "
+            "or point JAVA_HOME at it."
+        )
+    if os.environ.get("JAVA_HOME") and good[0][1] == Path(os.environ["JAVA_HOME"]):
+        return good[0][1]
+    return max(good)[1]
+
+
+def install_keycloak() -> Path:
+    """Fetch (cached) Keycloak with ``tools/keycloak/fetch.sh``; returns its home directory."""
+    script = REPO / "tools" / "keycloak" / "fetch.sh"
+    progress("Keycloak: checking the cached install (first run downloads ~170 MB with Maven)")
+    started = time.monotonic()
+    proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"tools/keycloak/fetch.sh failed with exit code {proc.returncode}")
+    home = Path(proc.stdout.strip().splitlines()[-1])
+    progress(f"Keycloak: install at {home} ({time.monotonic() - started:.1f} s)")
+    return home
+
+
+def _set_pdeathsig() -> None:  # runs in the child before exec: die with the test process
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` and its descendants, in KiB (from /proc)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+            pids.extend(int(c) for c in children)
+    return total
+
+
+class KeycloakServer:
+    """A real Keycloak in dev mode on loopback with the ``mcp-test`` realm imported.
+
+    ``start-dev`` with an in-memory H2 database (``--db=dev-mem``), so every start imports the
+    realm afresh; the install is shared and reused between runs (a file lock serialises the
+    start-up build of concurrent sessions).
+    """
+
+    def __init__(self, home: Path, java_home: Path, log_path: Path) -> None:
+        self.home = home
+        self.java_home = java_home
+        self.log_path = log_path
+        self.port = free_port()
+        self.management_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.issuer = f"{self.base_url}/realms/{REALM}"
+        self.token_url = f"{self.issuer}/protocol/openid-connect/token"
+        self.jwks_url = f"{self.issuer}/protocol/openid-connect/certs"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_seconds: float | None = None
+        self.rss_kib_after_start: int | None = None
+
+    @property
+    def version(self) -> str:
+        return (
+            (self.home / "version.txt").read_text().strip() if (self.home / "version.txt").exists() else "?"
+        )
+
+    def start(self, timeout: float = 300.0) -> KeycloakServer:
+        import_dir = self.home / "data" / "import"
+        import_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.home.parent / ".start.lock"
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                progress("Keycloak: another session is starting this install; waiting for its lock")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            shutil.copyfile(REALM_FILE, import_dir / f"{REALM}-realm.json")
+            env = {
+                **os.environ,
+                "JAVA_HOME": str(self.java_home),
+                "KC_BOOTSTRAP_ADMIN_USERNAME": "admin",
+                "KC_BOOTSTRAP_ADMIN_PASSWORD": "admin-test-only",
+            }
+            env.pop("JAVA_OPTS", None)
+            cmd = [
+                str(self.home / "bin" / "kc.sh"),
+                "start-dev",
+                "--http-host=127.0.0.1",
+                f"--http-port={self.port}",
+                f"--http-management-port={self.management_port}",
+                "--hostname-strict=false",
+                "--health-enabled=true",
+                "--db=dev-mem",
+                "--import-realm",
+            ]
+            progress(f"Keycloak {self.version}: starting on 127.0.0.1:{self.port} (log: {self.log_path})")
+            started = time.monotonic()
+            with open(self.log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    cwd=self.home,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_set_pdeathsig,
+                )
+            try:
+                self._wait_ready(started, timeout)
+            except BaseException:
+                self.stop()
+                raise
+        self.startup_seconds = time.monotonic() - started
+        self.rss_kib_after_start = rss_kib(self.proc.pid)
+        progress(
+            f"Keycloak {self.version}: ready in {self.startup_seconds:.1f} s, "
+            f"RSS {self.rss_kib_after_start / 1024:.0f} MiB"
+        )
+        return self
+
+    def _wait_ready(self, started: float, timeout: float) -> None:
+        assert self.proc is not None
+        ready_url = f"http://127.0.0.1:{self.management_port}/health/ready"
+        next_note = started + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Keycloak exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    r = httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=5)
+                    if r.status_code == 200:
+                        return
+            now = time.monotonic()
+            if now - started > timeout:
+                raise RuntimeError(f"Keycloak not ready after {timeout:.0f} s:\n{self.log_tail()}")
+            if now >= next_note:
+                progress(f"Keycloak: still starting ({now - started:.0f} s)")
+                next_note = now + 15
+            time.sleep(0.5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        progress("Keycloak: stopped")
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def password_token(
+        self, client_id: str = "mcp-client", username: str = USER, password: str = PASSWORD
+    ) -> str:
+        r = httpx.post(
+            self.token_url,
+            data={
+                "grant_type": "password",
+                "client_id": client_id,
+                "username": username,
+                "password": password,
+            },
+            timeout=30,
+        )
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+
+def runconfig_for(
+    *,
+    token_url: str,
+    audience: str,
+    client_id: str = PROXY_CLIENT_ID,
+    scopes: list[str] | None = None,
+    header_name: str | None = None,
+    target_port: int | None = None,
+    port: int = 8080,
+    issuer: str | None = None,
+    oidc_audience: str | None = None,
+    name: str = "e2e-server",
+) -> dict[str, Any]:
+    """A runconfig.json shaped like the operator's ConfigMap output (upstream key order)."""
+    te: dict[str, Any] = {"audience": audience, "client_id": client_id}
+    if header_name:
+        te["external_token_header_name"] = header_name
+    te["header_strategy"] = "custom" if header_name else "replace"
+    if scopes:
+        te["scopes"] = scopes
+    te["token_url"] = token_url
+    rc: dict[str, Any] = {
+        "schema_version": "v0.1.0",
+        "image": "example.test/mcp/server:1",
+        "name": name,
+        "container_name": name,
+        "base_name": name,
+        "transport": "streamable-http",
+        "host": "127.0.0.1",
+        "port": port,
+    }
+    if target_port:
+        rc["target_port"] = target_port
+    rc["permission_profile_name_or_path"] = "network"
+    rc["permission_profile"] = {
+        "name": "network",
+        "network": {"outbound": {"insecure_allow_all": True}, "inbound": {}},
+    }
+    if issuer:
+        rc["oidc_config"] = {
+            "Issuer": issuer,
+            "Audience": oidc_audience or "",
+            "JWKSURL": "",
+            "AllowPrivateIP": False,
+        }
+    rc["proxy_mode"] = "streamable-http"
+    rc["middleware_configs"] = [{"type": "tokenexchange", "parameters": {"token_exchange_config": te}}]
+    return rc
+
+
+# ------------------------------------------------------------------------------------------------
+# one Keycloak per test process, shared by every fixture that asks for it
+
+_shared: KeycloakServer | None = None
+_shared_users = 0
+_shared_lock = threading.Lock()
+
+
+def acquire_keycloak(log_dir: Path) -> KeycloakServer:
+    """Start the process-wide Keycloak on first use; every call needs a :func:`release_keycloak`."""
+    global _shared, _shared_users
+    with _shared_lock:
+        if _shared is None:
+            home = install_keycloak()
+            java_home = find_jdk(21)
+            progress(f"Keycloak: JAVA_HOME={java_home} (java {java_major(java_home)})")
+            server = KeycloakServer(home, java_home, log_dir / "keycloak.log")
+            server.start()
+            _shared = server
+        _shared_users += 1
+        return _shared
+
+
+def release_keycloak() -> None:
+    """Drop one user; the last one stops Keycloak."""
+    global _shared, _shared_users
+    with _shared_lock:
+        _shared_users -= 1
+        if _shared_users <= 0 and _shared is not None:
+            server, _shared = _shared, None
+            rss = rss_kib(server.proc.pid) if server.proc is not None else 0
+            progress(f"Keycloak: RSS at the end of the session {rss / 1024:.0f} MiB")
+            server.stop()
+
+
+def _stop_at_exit() -> None:  # safety net (e.g. an interrupted session that skipped teardown)
+    if _shared is not None:
+        _shared.stop()
+
+
+atexit.register(_stop_at_exit)
