@@ -7,6 +7,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proxy_fixtures import keycloak, keycloak_upstream, proxy_server, span_exporter, spans
+from proxy_fixtures import (
+    keycloak,
+    keycloak_roundtrip,
+    keycloak_upstream,
+    proxy_server,
+    span_exporter,
+    spans,
+)
 
-__all__ = ["keycloak", "keycloak_upstream", "proxy_server", "span_exporter", "spans"]
+__all__ = ["keycloak", "keycloak_roundtrip", "keycloak_upstream", "proxy_server", "span_exporter", "spans"]

@@ -1,7 +1,9 @@
 """pytest fixtures for ``thv proxy`` tests, importable by other conftests::
 
     sys.path.insert(0, str(REPO / "tests" / "proxy"))
-    from proxy_fixtures import keycloak, keycloak_upstream, proxy_server, span_exporter, spans  # noqa: F401
+    from proxy_fixtures import (  # noqa: F401
+        keycloak, keycloak_roundtrip, keycloak_upstream, proxy_server, span_exporter, spans,
+    )
 
 ``keycloak`` is session-scoped and shared process-wide (one Keycloak however many conftests
 import it); ``keycloak_upstream`` and ``proxy_server`` are factories of servers on loopback,
@@ -13,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,10 +25,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from proxy_testlib import (
     TARGET_AUDIENCE,
     KeycloakServer,
+    Recorded,
     RecordingUpstream,
     ServerThread,
     acquire_keycloak,
     release_keycloak,
+    set_progress_context,
 )
 
 from thv.proxy.app import build_app
@@ -54,8 +60,13 @@ def spans(span_exporter: InMemorySpanExporter) -> InMemorySpanExporter:
 
 
 @pytest.fixture(scope="session")
-def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServer]:
+def keycloak(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KeycloakServer]:
     """A real Keycloak 26.x (cached install, realm ``mcp-test`` imported), stopped at session end."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        set_progress_context(capman.global_and_fixture_disabled)
     server = acquire_keycloak(tmp_path_factory.mktemp("keycloak"))
     try:
         yield server
@@ -101,3 +112,39 @@ def proxy_server() -> Iterator[ProxyFactory]:
     yield make
     for server in reversed(started):
         server.__exit__(None, None, None)
+
+
+Roundtrip = Callable[..., Recorded]
+
+
+@pytest.fixture
+def keycloak_roundtrip(
+    keycloak: KeycloakServer, keycloak_upstream: UpstreamFactory, proxy_server: ProxyFactory
+) -> Roundtrip:
+    """``check(config, path="/mcp") -> Recorded``: run ``thv proxy`` for ``config`` (its target is
+    replaced by a fresh verifying upstream), send one request carrying alice's Keycloak token,
+    assert it got through, and return what the upstream saw (``.verified`` = the verified claims of
+    the exchanged token: ``aud`` is ``mcp-server``). For the operator's ConfigMap variant: build the
+    config with ``config_from_runconfig(configmap["runconfig.json"], env={SECRET_ENV: PROXY_CLIENT_SECRET})``
+    where the MCPExternalAuthConfig's ``tokenUrl`` was ``keycloak.token_url``."""
+
+    def check(config: ProxyConfig, path: str = "/mcp") -> Recorded:
+        te = config.token_exchange
+        header = "authorization"
+        if te is not None and te.header_strategy == "custom" and te.external_token_header_name:
+            header = te.external_token_header_name
+        recorder, upstream = keycloak_upstream(token_header=header)
+        proxy = proxy_server(msgspec.structs.replace(config, target_url=upstream.url))
+        token = keycloak.password_token()
+        r = httpx.post(
+            f"{proxy.url}{path}",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            content=b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}',
+            timeout=60,
+        )
+        record = recorder.last()
+        assert r.status_code == 200, (r.status_code, r.text, record.error)
+        assert record.verified is not None, record.error
+        return record
+
+    return check

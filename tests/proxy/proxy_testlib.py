@@ -44,10 +44,19 @@ Receive = Callable[[], Any]
 Send = Callable[[Any], Any]
 
 
+_progress_context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+
+
+def set_progress_context(factory: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
+    """Under pytest: pass ``capturemanager.global_and_fixture_disabled`` so progress shows live."""
+    global _progress_context
+    _progress_context = factory
+
+
 def progress(message: str) -> None:
-    """A progress line on the real stderr (pytest's capture does not swallow it)."""
-    stream = sys.__stderr__ or sys.stderr
-    print(f"[proxy-tests {time.strftime('%H:%M:%S')}] {message}", file=stream, flush=True)
+    """A progress line on stderr, shown live even while pytest captures output."""
+    with _progress_context():
+        print(f"[proxy-tests {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
@@ -363,10 +372,14 @@ def install_keycloak() -> Path:
     script = REPO / "tools" / "keycloak" / "fetch.sh"
     progress("Keycloak: checking the cached install (first run downloads ~170 MB with Maven)")
     started = time.monotonic()
-    proc = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
-    if proc.returncode != 0:
+    proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    for line in proc.stderr:  # relay the script's progress live
+        progress("  " + line.rstrip())
+    out = proc.stdout.read()
+    if proc.wait() != 0:
         raise RuntimeError(f"tools/keycloak/fetch.sh failed with exit code {proc.returncode}")
-    home = Path(proc.stdout.strip().splitlines()[-1])
+    home = Path(out.strip().splitlines()[-1])
     progress(f"Keycloak: install at {home} ({time.monotonic() - started:.1f} s)")
     return home
 
@@ -415,9 +428,10 @@ class KeycloakServer:
 
     @property
     def version(self) -> str:
-        return (
-            (self.home / "version.txt").read_text().strip() if (self.home / "version.txt").exists() else "?"
-        )
+        """The distribution's version (``version.txt`` says ``Keycloak - Version 26.7.3``)."""
+        text = (self.home / "version.txt").read_text() if (self.home / "version.txt").exists() else ""
+        m = re.search(r"(\d+\.\d+\.\d+\S*)", text)
+        return m.group(1) if m else "?"
 
     def start(self, timeout: float = 300.0) -> KeycloakServer:
         import_dir = self.home / "data" / "import"

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from thv.proxy.config import ConfigError, ProxyConfig, add_config_arguments, config_from_namespace, describe
@@ -29,13 +33,27 @@ def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(config: ProxyConfig, **app_kwargs: Any) -> int:
-    """Serve ``config`` with uvicorn until SIGINT/SIGTERM."""
+    """Serve ``config`` with uvicorn until SIGINT/SIGTERM (then exit 0)."""
     import uvicorn
 
     from thv.proxy.app import build_app
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn's own re-raises the signal after shutdown (exit status -15); a clean stop is 0
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     app = build_app(config, **app_kwargs)
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             app,
             host=config.listen_host,

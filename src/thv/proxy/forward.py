@@ -166,6 +166,7 @@ class Forwarder:
     ) -> None:
         headers = filter_headers(response.headers.raw)
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        complete = False
         async with anyio.create_task_group() as tg:
             if body_done.is_set():  # only one reader of `receive` at a time
 
@@ -173,7 +174,8 @@ class Forwarder:
                     while True:
                         message = await receive()
                         if message["type"] == "http.disconnect":
-                            log.debug("client disconnected; closing the upstream stream")
+                            if not complete:
+                                log.debug("client disconnected; closing the upstream stream")
                             tg.cancel_scope.cancel()
                             return
 
@@ -184,5 +186,6 @@ class Forwarder:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except httpx.HTTPError as exc:
                 log.warning("upstream stream broke: %s", type(exc).__name__)
+            complete = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             tg.cancel_scope.cancel()
