@@ -1,22 +1,40 @@
-"""Shared fixtures: the real local control plane (started once per session when needed),
-a typed API client per test, and a fresh namespace per test."""
+"""Shared fixtures.
+
+- ``anyio_backend`` (session): asyncio, for ``@pytest.mark.anyio`` tests and async fixtures.
+- ``control_plane`` (session, sync): one real local control plane per test session, started
+  only when a test requests it (build progress and start-up lines go to the terminal).
+- ``kube``: a kr8s async API authenticated as the cluster admin (per test, ``timeout`` set).
+- ``namespace``: a fresh namespace with its ``default`` ServiceAccount, deleted afterwards.
+
+Tests under ``tests/integration/`` and every test that uses ``control_plane`` (directly or
+through ``kube``/``namespace``) are marked ``integration``; ``-m "not integration"`` runs
+the unit tests without starting anything.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import kr8s
+import kr8s.asyncio
 import pytest
 
 from thv.devcluster import ControlPlane
 
+_INTEGRATION_DIR = Path(__file__).parent / "integration"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "/integration/" in str(item.fspath):
+        in_dir = _INTEGRATION_DIR in item.path.parents
+        if in_dir or "control_plane" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
 
 
@@ -25,60 +43,63 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _uncaptured(request: pytest.FixtureRequest) -> contextlib.AbstractContextManager[object]:
+    """Let progress lines (a cold build takes minutes) reach the terminal."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        return contextlib.nullcontext()
+    cm: contextlib.AbstractContextManager[object] = capture.global_and_fixture_disabled()
+    return cm
+
+
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    """One real control plane for the whole session (etcd, apiserver, kcm, scheduler, kwok)."""
-    cp = ControlPlane().start()
+def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """The real control plane (etcd, kube-apiserver, kcm, scheduler, kwok, one Ready node)."""
+    with _uncaptured(request):
+        cp = ControlPlane().start()
     try:
         yield cp
     finally:
-        cp.stop()
+        with _uncaptured(request):
+            cp.stop()
 
 
 @pytest.fixture
-async def kube(control_plane: ControlPlane) -> AsyncIterator[object]:
-    """A :class:`thv.kube.KubeClient` authenticated as the cluster admin."""
-    import kr8s
-
-    from thv.kube import connect
-
-    kr8s.Api._instances.clear()
-    client = await connect(str(control_plane.kubeconfig))
+async def kube(control_plane: ControlPlane) -> AsyncIterator[Any]:
+    """``kr8s.asyncio.Api`` for the admin kubeconfig, with a 30 s request timeout."""
+    kr8s.Api._instances.clear()  # cached per thread and event loop; each test has a new loop
+    with warnings.catch_warnings():
+        # kr8s 0.20 warns that it was tested up to Kubernetes 1.35 (the cluster is 1.36)
+        warnings.filterwarnings("ignore", message="Kubernetes version", category=UserWarning)
+        api = await kr8s.asyncio.api(kubeconfig=str(control_plane.kubeconfig))
+    api.timeout = 30
     try:
-        yield client
+        yield api
     finally:
-        session = getattr(client.api, "_session", None)
+        session = getattr(api, "_session", None)
         if session is not None:
             await session.aclose()
         kr8s.Api._instances.clear()
 
 
-def _wait(pred: object, timeout: float = 30.0, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+def _dns_label(text: str, limit: int) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
 
 
 @pytest.fixture
-def namespace(control_plane: ControlPlane) -> Iterator[str]:
-    """A fresh namespace (with its default ServiceAccount), deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    control_plane.kubectl_json("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
-
-    def has_sa() -> bool:
-        try:
-            control_plane.kubectl_json("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")
-            return True
-        except Exception:
-            return False
-
-    _wait(has_sa)
+def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, with its ``default`` ServiceAccount (needed
+    before Pods can be admitted); deleted (without waiting) afterwards."""
+    name = f"t-{_dns_label(request.node.name, 40)}-{uuid.uuid4().hex[:6]}"
+    status, body = control_plane.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    assert status == 201, body
+    deadline = time.monotonic() + 30
+    sa = f"/api/v1/namespaces/{name}/serviceaccounts/default"
+    while control_plane.api_request("GET", sa)[0] != 200:
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 30s"
+        time.sleep(0.1)
     yield name
-    with contextlib.suppress(Exception):
-        control_plane.kubectl_json("DELETE", f"/api/v1/namespaces/{name}")
+    control_plane.api_request("DELETE", f"/api/v1/namespaces/{name}")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,29 @@
 """A real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler, kwok) built from pinned Go modules; for tests, demos and ``thv dev up``."""
 
-from thv.devcluster.audit import AuditEvent, AuditLog
-from thv.devcluster.controlplane import ControlPlane, ControlPlaneError, build_binaries
+from thv.devcluster.audit import WRITE_VERBS, AuditEvent, AuditLog
+from thv.devcluster.controlplane import (
+    ADMIN_USER,
+    COMPONENT_USERS,
+    NODE_NAME,
+    ControlPlane,
+    ControlPlaneError,
+    build_binaries,
+)
+from thv.devcluster.daemon import DevState, dev_down, dev_up, read_state
 
-__all__ = ["AuditEvent", "AuditLog", "ControlPlane", "ControlPlaneError", "build_binaries"]
+__all__ = [
+    "ADMIN_USER",
+    "COMPONENT_USERS",
+    "NODE_NAME",
+    "WRITE_VERBS",
+    "AuditEvent",
+    "AuditLog",
+    "ControlPlane",
+    "ControlPlaneError",
+    "DevState",
+    "build_binaries",
+    "dev_down",
+    "dev_up",
+    "read_state",
+]

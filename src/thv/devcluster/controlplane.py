@@ -1,18 +1,39 @@
 """Start and stop the local control plane as child processes on loopback.
 
-Bring-up: PKI → etcd → kube-apiserver (RBAC, audit log, service accounts) → CRDs (optional)
-→ kube-controller-manager, kube-scheduler, kwok → one fake Node, Ready. Teardown: SIGTERM
-in reverse order, SIGKILL after a grace period, temp dir removed; children die with the
-Python process even if it is SIGKILLed (PR_SET_PDEATHSIG).
+Bring-up: binaries (``tools/controlplane/build.sh``, cached) → PKI, tokens, kubeconfigs,
+audit policy → etcd → kube-apiserver (RBAC, audit log, service accounts) → kube-controller-manager,
+kube-scheduler, kwok → one fake Node, Ready → the ``default`` ServiceAccount exists.
+
+Each component authenticates with its own token (all in ``system:masters``), so the audit log
+tells the test's admin writes (user :data:`ADMIN_USER`) from the controllers' writes.
+
+Lifecycle guarantees:
+
+- children run in their own process group and get ``PR_SET_PDEATHSIG(SIGKILL)``, so they die
+  with the thread that started them even if Python is SIGKILLed (start from a long-lived
+  thread: the main thread or the event-loop thread, never a short-lived worker thread);
+- ``stop()`` sends SIGTERM in reverse start order, SIGKILL after a grace period, and removes
+  the data directory; an ``atexit`` hook and SIGTERM/SIGHUP handlers (installed only where no
+  handler was set) do the same when the run is interrupted;
+- a data directory whose owner died without cleaning up (SIGKILL) is removed by the next start
+  (each owner holds an ``flock`` on ``<dir>/.owner.lock`` while it lives).
+
+Sync API (``start``/``stop``/``restart_apiserver``/``compact_etcd``) and async twins
+(``astart``/``astop``/``arestart_apiserver``/``acompact_etcd``, ``async with``) share one
+implementation: bring-up steps are generators of waits, driven with ``time.sleep`` or
+``anyio.sleep``; processes are always spawned on the calling thread.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,182 +41,467 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.to_thread
+import yaml
 
 from thv.devcluster.audit import AuditLog
 from thv.devcluster.pki import make_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "controlplane" / "build.sh"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 ADMIN_USER = "thv-admin"
-CONTROLLERS = ",".join(
-    [
-        "deployment-controller",
-        "replicaset-controller",
-        "garbage-collector-controller",
-        "namespace-controller",
-        "serviceaccount-controller",
-        "serviceaccount-token-controller",
-        "root-ca-certificate-publisher-controller",
-        "clusterrole-aggregation-controller",
-    ]
+"""The username of the admin kubeconfig (group ``system:masters``) — the identity tests use."""
+COMPONENT_USERS = {
+    "kube-controller-manager": "system:kube-controller-manager",
+    "kube-scheduler": "system:kube-scheduler",
+    "kwok": "kwok",
+}
+"""Usernames of the other components in the audit log (all in ``system:masters``)."""
+NODE_NAME = "kwok-node-0"
+SERVICE_CIDR = "10.96.0.0/16"
+CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
 )
-AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
 - level: None
   verbs: [get, list, watch]
-- level: None
-  resources:
-  - group: coordination.k8s.io
-    resources: [leases]
-  users: [system:apiserver, system:kube-scheduler, system:kube-controller-manager, kwok]
 - level: Metadata
 """
+_DIR_PREFIX = "thv-cp-"
+_OWNER_LOCK = ".owner.lock"
 
 
 class ControlPlaneError(RuntimeError):
-    """The control plane could not be built or started (the message names the log file)."""
+    """The control plane could not be built, started or changed (the message names the log files)."""
 
 
-def _log(msg: str) -> None:
+class _AddressInUse(ControlPlaneError):
+    """A component could not bind its port (picked free, then taken by someone else)."""
+
+
+def _say(msg: str) -> None:
     print(f"[devcluster] {msg}", file=sys.stderr, flush=True)
 
 
-def build_binaries() -> Path:
-    """Build (or reuse from the cache) the control-plane binaries; returns their directory."""
+# -- binaries ------------------------------------------------------------------------------------
+def _missing_binaries(bin_dir: Path) -> list[str]:
+    missing = [b for b in BINARIES if not os.access(bin_dir / b, os.X_OK)]
+    if not any((bin_dir / "kwok-stages").glob("*.yaml")):
+        missing.append("kwok-stages/*.yaml")
+    return missing
+
+
+def cache_root() -> Path:
+    """Where ``build.sh`` keeps built control planes (``$THV_CACHE_DIR/controlplane``)."""
+    return Path(os.environ.get("THV_CACHE_DIR") or Path.home() / ".cache" / "thv") / "controlplane"
+
+
+def build_binaries(*, quiet: bool = False) -> Path:
+    """Build (or reuse from the cache) the control-plane binaries and return their directory.
+
+    Order: ``$THV_CONTROLPLANE_BIN``; ``tools/controlplane/build.sh`` (its progress goes to
+    stderr; a cold build takes minutes); without a source checkout, the newest complete
+    directory in :func:`cache_root`.
+    """
+    t0 = time.monotonic()
     env_dir = os.environ.get("THV_CONTROLPLANE_BIN")
     if env_dir:
-        return Path(env_dir)
-    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
-    if proc.returncode != 0:
-        raise ControlPlaneError(f"control-plane build failed (exit {proc.returncode}); see the output above")
-    return Path(proc.stdout.strip().splitlines()[-1])
+        bin_dir = Path(env_dir)
+    elif BUILD_SCRIPT.exists():
+        proc = subprocess.run(
+            ["bash", str(BUILD_SCRIPT)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if quiet else None,
+            text=True,
+            check=False,
+        )
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise ControlPlaneError(
+                f"control-plane build failed (exit {proc.returncode}); run {BUILD_SCRIPT} to see why"
+            )
+        bin_dir = Path(lines[-1])
+    else:
+        found = sorted(
+            (d for d in cache_root().glob("*/bin") if not _missing_binaries(d)),
+            key=lambda d: d.stat().st_mtime,
+        )
+        if not found:
+            raise ControlPlaneError(
+                f"no control-plane binaries: no {BUILD_SCRIPT} and none cached under {cache_root()}; "
+                "set THV_CONTROLPLANE_BIN"
+            )
+        bin_dir = found[-1]
+    missing = _missing_binaries(bin_dir)
+    if missing:
+        raise ControlPlaneError(f"{bin_dir} lacks {', '.join(missing)}")
+    if not quiet:
+        _say(f"binaries in {bin_dir} ({time.monotonic() - t0:.1f}s)")
+    return bin_dir
 
 
+# -- processes -----------------------------------------------------------------------------------
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
+    """A currently free TCP port on 127.0.0.1 (callers retry if it is taken before use)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+_PR_SET_PDEATHSIG = 1
+try:
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    """``preexec_fn``: die with the parent (SIGKILL), also if it died before prctl ran."""
+
+    def setup() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return setup
 
 
 @dataclass
 class _Proc:
     name: str
-    args: list[str]
+    popen: subprocess.Popen[bytes]
     log_path: Path
-    popen: subprocess.Popen[bytes] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Wait:
+    """One step of a bring-up: poll ``check`` until true, fail if ``proc`` exits or on timeout."""
+
+    what: str
+    check: Callable[[], bool]
+    proc: str | None
+    timeout: float
+
+
+_Steps = Generator[_Wait, None, None]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# -- process-wide cleanup ------------------------------------------------------------------------
+_live: set[ControlPlane] = set()
+_live_lock = threading.Lock()
+_hooks_installed = False
+
+
+def _stop_all() -> None:
+    with _live_lock:
+        planes = list(_live)
+    for cp in planes:
+        with contextlib.suppress(Exception):
+            cp.stop()
+
+
+def _on_fatal_signal(signum: int, frame: FrameType | None) -> None:
+    _stop_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                signal.signal(sig, _on_fatal_signal)
+
+
+def reap_stale_dirs(parent: Path) -> list[Path]:
+    """Remove data directories under ``parent`` whose owner process is gone; returns them."""
+    removed = []
+    for d in parent.glob(f"{_DIR_PREFIX}*"):
+        lock = d / _OWNER_LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue  # not ours, or still being created
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # owner alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+# -- the control plane ---------------------------------------------------------------------------
 class ControlPlane:
-    """One local cluster. ``start()`` blocks until the node is Ready; ``stop()`` cleans up."""
+    """One local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
 
-    base_dir: Path | None = None
-    keep_dir: bool = False
-    bin_dir: Path | None = None
-    extra_apiserver_args: list[str] = field(default_factory=list)
-    dir: Path = field(init=False)
-    etcd_port: int = field(init=False, default=0)
-    peer_port: int = field(init=False, default=0)
-    port: int = field(init=False, default=0)
-    admin_token: str = field(init=False, default="")
-    _procs: dict[str, _Proc] = field(init=False, default_factory=dict)
+    ``ControlPlane().start()`` (or ``with ControlPlane() as cp``, or ``await cp.astart()``,
+    ``async with ControlPlane() as cp``) returns once the fake node is Ready; ``stop()``
+    (idempotent) stops everything and removes the data directory.
+    """
 
-    # -- paths ---------------------------------------------------------------------------------
+    def __init__(
+        self,
+        *,
+        base_dir: Path | None = None,
+        bin_dir: Path | None = None,
+        keep_dir: bool = False,
+        extra_apiserver_args: Sequence[str] = (),
+        quiet: bool = False,
+    ) -> None:
+        """``base_dir``: parent of the data directory (default: the system temp dir);
+        ``bin_dir``: prebuilt binaries (default: :func:`build_binaries`); ``keep_dir``: leave
+        the data directory (logs, audit log, etcd) in place after ``stop()`` (also with env
+        ``THV_DEVCLUSTER_KEEP=1``); ``quiet``: no progress lines on stderr."""
+        self.base_dir = base_dir
+        self.bin_dir = bin_dir
+        self.keep_dir = keep_dir or os.environ.get("THV_DEVCLUSTER_KEEP") == "1"
+        self.extra_apiserver_args = list(extra_apiserver_args)
+        self.quiet = quiet
+        self._dir: Path | None = None
+        self._lock_fd: int | None = None
+        self._procs: dict[str, _Proc] = {}
+        self._tokens: dict[str, str] = {}
+        self._mutex = threading.RLock()
+        self.etcd_port = 0
+        self.port = 0
+        self._peer_port = 0
+        self.startup_seconds = 0.0
+
+    # -- addresses and files ---------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        """The data directory (PKI, kubeconfigs, logs, audit log, etcd data)."""
+        if self._dir is None:
+            raise ControlPlaneError("the control plane has not been started")
+        return self._dir
+
     @property
     def server(self) -> str:
+        """The API server URL, ``https://127.0.0.1:<port>``."""
         return f"https://127.0.0.1:{self.port}"
 
     @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
+
+    @property
     def kubeconfig(self) -> Path:
+        """Admin kubeconfig (token of :data:`ADMIN_USER`, CA data inline)."""
         return self.dir / "admin.kubeconfig"
 
     @property
+    def admin_token(self) -> str:
+        return self._tokens[ADMIN_USER]
+
+    @property
     def ca_path(self) -> Path:
+        """The CA that signed the API server's serving certificate."""
         return self.dir / "pki" / "ca.crt"
 
     @property
     def audit_log_path(self) -> Path:
+        """The API server's audit log (JSON lines, ``audit.k8s.io/v1`` Events)."""
         return self.dir / "audit.log"
 
     @property
     def audit(self) -> AuditLog:
+        """A reader of :attr:`audit_log_path` (``mark()``, ``events()``, ``writes()``)."""
         return AuditLog(self.audit_log_path)
 
     def log_path(self, component: str) -> Path:
+        """``<dir>/logs/<component>.log`` (stdout and stderr; appended across restarts)."""
         return self.dir / "logs" / f"{component}.log"
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> ControlPlane:
+    @property
+    def running(self) -> bool:
+        return bool(self._procs) and all(p.popen.poll() is None for p in self._procs.values())
+
+    def check(self) -> None:
+        """Raise :class:`ControlPlaneError` (with the log's tail) if a component has exited."""
+        self._check_alive(_Wait("health check", lambda: True, None, 0.0))
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.popen.pid for name, p in self._procs.items()}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Self:
+        """Build/locate the binaries, start everything, wait until the node is Ready."""
         t0 = time.monotonic()
-        self.bin_dir = self.bin_dir or build_binaries()
-        self.dir = Path(tempfile.mkdtemp(prefix="thv-cp-", dir=self.base_dir))
-        (self.dir / "logs").mkdir()
-        atexit.register(self.stop)
+        if self.bin_dir is None:
+            self.bin_dir = build_binaries(quiet=self.quiet)
         try:
-            self._prepare()
-            self._start_etcd()
-            self._start_apiserver()
-            self._start_others()
-            self._create_node()
+            self._drive(self._start_steps(t0))
         except BaseException:
-            self.stop()
+            self._fail_cleanup()
             raise
-        _log(
-            f"control plane ready in {time.monotonic() - t0:.1f}s at {self.server} (kubeconfig {self.kubeconfig})"
-        )
         return self
 
-    def __enter__(self) -> ControlPlane:
+    async def astart(self) -> Self:
+        """:meth:`start` for async code (builds in a worker thread, spawns on the loop thread)."""
+        t0 = time.monotonic()
+        if self.bin_dir is None:
+            self.bin_dir = await anyio.to_thread.run_sync(lambda: build_binaries(quiet=self.quiet))
+        try:
+            await self._adrive(self._start_steps(t0))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._fail_cleanup)
+            raise
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM every process in reverse start order (SIGKILL after a grace period), then
+        remove the data directory unless ``keep_dir``. Safe to call twice and from atexit."""
+        with self._mutex:
+            t0 = time.monotonic()
+            had_procs = bool(self._procs)
+            while self._procs:
+                name = next(reversed(self._procs))
+                self._terminate(self._procs.pop(name))
+            with _live_lock:
+                _live.discard(self)
+            if self._dir is not None and self._dir.exists():
+                if self.keep_dir:
+                    self._log(f"kept {self._dir}")
+                else:
+                    shutil.rmtree(self._dir, ignore_errors=True)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+            if had_procs:
+                self._log(f"stopped in {time.monotonic() - t0:.1f}s")
+
+    async def astop(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self.stop)
+
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def stop(self) -> None:
-        """Stop every process (reverse order) and remove the data dir. Safe to call twice."""
-        for proc in reversed(list(self._procs.values())):
-            self._terminate(proc)
-        self._procs.clear()
-        if getattr(self, "dir", None) is not None and self.dir.exists() and not self.keep_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
+    async def __aenter__(self) -> Self:
+        return await self.astart()
 
-    # -- internals -----------------------------------------------------------------------------
-    def _bin(self, name: str) -> str:
-        assert self.bin_dir is not None
-        return str(self.bin_dir / name)
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.astop()
 
-    def _prepare(self) -> None:
-        make_pki(self.dir / "pki")
-        self.admin_token = os.urandom(24).hex()
-        (self.dir / "tokens.csv").write_text(
-            f'{self.admin_token},{ADMIN_USER},thv-admin-uid,"system:masters"\n'
+    # -- fault injection -------------------------------------------------------------------------
+    def stop_apiserver(self, *, kill: bool = False) -> None:
+        """Stop kube-apiserver: SIGTERM (graceful: watches are closed within ~2 s) or SIGKILL
+        (``kill=True``: connections reset, like a crash). Other components keep running."""
+        with self._mutex:
+            proc = self._procs.get("kube-apiserver")
+            if proc is not None:
+                self._terminate(proc, kill=kill)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port and wait for ``/readyz``."""
+        self._drive(self._apiserver_steps(restart=True))
+
+    def restart_apiserver(self, *, down_for: float = 0.0, kill: bool = False) -> None:
+        """:meth:`stop_apiserver`, stay down ``down_for`` seconds, :meth:`start_apiserver`.
+
+        After a restart the watch cache is rebuilt at the current revision, so a watch that
+        resumes from an older resourceVersion gets ``ERROR`` 410 "too old resource version".
+        """
+        t0 = time.monotonic()
+        self.stop_apiserver(kill=kill)
+        if down_for:
+            time.sleep(down_for)
+        self.start_apiserver()
+        self._log(f"kube-apiserver restarted in {time.monotonic() - t0:.1f}s")
+
+    async def astop_apiserver(self, *, kill: bool = False) -> None:
+        await anyio.to_thread.run_sync(lambda: self.stop_apiserver(kill=kill))
+
+    async def astart_apiserver(self) -> None:
+        await self._adrive(self._apiserver_steps(restart=True))
+
+    async def arestart_apiserver(self, *, down_for: float = 0.0, kill: bool = False) -> None:
+        t0 = time.monotonic()
+        await self.astop_apiserver(kill=kill)
+        if down_for:
+            await anyio.sleep(down_for)
+        await self.astart_apiserver()
+        self._log(f"kube-apiserver restarted in {time.monotonic() - t0:.1f}s")
+
+    def compact_etcd(self) -> int:
+        """Compact etcd at its current revision, the way kube-apiserver's own compactor does
+        (record it under ``compact_rev_key``, then compact), and return that revision.
+
+        Effects on the API server: reads at an older resourceVersion that reach etcd answer
+        410 Gone — at once for quorum paths, within ~15 s for ``resourceVersionMatch=Exact``
+        lists (the watch cache drops its snapshots when it polls the compaction revision).
+        Watches resuming from an old resourceVersion are served from the watch-cache history
+        (at least 75 s of events) and keep working; to make those fail with 410 too, follow with
+        :meth:`restart_apiserver`.
+        """
+        rev = int(self._etcd("kv/range", {"key": _b64("\0")})["header"]["revision"])
+        self._etcd("kv/put", {"key": _b64("compact_rev_key"), "value": _b64(str(rev))})
+        self._etcd("kv/compaction", {"revision": str(rev), "physical": True})
+        self._log(f"etcd compacted at revision {rev}")
+        return rev
+
+    async def acompact_etcd(self) -> int:
+        return await anyio.to_thread.run_sync(self.compact_etcd)
+
+    def _etcd(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(
+            f"{self.etcd_url}/v3/{path}", data=json.dumps(body).encode(), method="POST"
         )
-        (self.dir / "tokens.csv").chmod(0o600)
-        (self.dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
-        self.etcd_port, self.peer_port, self.port = free_port(), free_port(), free_port()
-        self.write_kubeconfig(self.kubeconfig, self.admin_token, ADMIN_USER)
-        assert self.bin_dir is not None
-        stages = sorted((self.bin_dir / "kwok-stages").glob("*.yaml"))
-        (self.dir / "kwok.yaml").write_text("\n---\n".join(p.read_text() for p in stages))
+        with urllib.request.urlopen(req, timeout=30) as r:
+            out: dict[str, Any] = json.load(r)
+        return out
 
-    def write_kubeconfig(self, path: Path, token: str, user: str = "user") -> Path:
-        """Write a kubeconfig for this cluster authenticating with ``token``."""
-        import base64
-
+    # -- client helpers --------------------------------------------------------------------------
+    def write_kubeconfig(
+        self, path: Path, token: str, user: str = "user", namespace: str = "default"
+    ) -> Path:
+        """Write a kubeconfig for this cluster that authenticates with a bearer ``token``."""
         ca = base64.b64encode(self.ca_path.read_bytes()).decode()
         cfg = {
             "apiVersion": "v1",
@@ -206,58 +512,186 @@ class ControlPlane:
             ],
             "users": [{"name": user, "user": {"token": token}}],
             "contexts": [
-                {"name": "thv-dev", "context": {"cluster": "thv-dev", "user": user, "namespace": "default"}}
+                {"name": "thv-dev", "context": {"cluster": "thv-dev", "user": user, "namespace": namespace}}
             ],
         }
-        path.write_text(json.dumps(cfg, indent=2))
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         path.chmod(0o600)
         return path
 
-    def _spawn(self, name: str, args: list[str]) -> _Proc:
-        proc = _Proc(name, args, self.log_path(name))
-        log = proc.log_path.open("ab")
-        proc.popen = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.dir,
-            preexec_fn=_die_with_parent,
-            start_new_session=True,
+    def api_request(
+        self, method: str, path: str, body: Any | None = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        """A plain HTTP call as the admin (or ``token``): ``(status, decoded JSON body)``.
+
+        Independent of kr8s and thv's client, for bring-up and test fixtures."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_path))
+        content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
+        req = urllib.request.Request(
+            f"{self.server}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={"Authorization": f"Bearer {token or self.admin_token}", "Content-Type": content_type},
         )
-        log.close()
-        self._procs[name] = proc
-        return proc
-
-    def _terminate(self, proc: _Proc, grace: float = 5.0) -> None:
-        p = proc.popen
-        if p is None or p.poll() is not None:
-            return
         try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(5)
+            with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
+                return int(r.status), json.load(r)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return int(e.code), json.loads(raw)
+            except ValueError:
+                return int(e.code), raw.decode(errors="replace")
 
-    def _wait(self, name: str, check: Any, timeout: float = 60.0) -> None:
+    # -- drivers ---------------------------------------------------------------------------------
+    def _drive(self, steps: _Steps) -> None:
+        try:
+            wait = next(steps)
+            while True:
+                try:
+                    self._wait_sync(wait)
+                except ControlPlaneError as e:
+                    wait = steps.throw(e)
+                else:
+                    wait = next(steps)
+        except StopIteration:
+            pass
+
+    async def _adrive(self, steps: _Steps) -> None:
+        try:
+            wait = next(steps)
+            while True:
+                try:
+                    await self._wait_async(wait)
+                except ControlPlaneError as e:
+                    wait = steps.throw(e)
+                else:
+                    wait = next(steps)
+        except StopIteration:
+            pass
+
+    def _wait_sync(self, w: _Wait) -> None:
         t0 = time.monotonic()
-        proc = self._procs[name]
         while True:
-            if proc.popen is not None and proc.popen.poll() is not None:
-                tail = proc.log_path.read_text(errors="replace")[-3000:]
-                raise ControlPlaneError(
-                    f"{name} exited with {proc.popen.returncode}; log {proc.log_path}:\n{tail}"
-                )
-            if check():
-                _log(f"{name} ready in {time.monotonic() - t0:.1f}s")
+            self._check_alive(w)
+            if w.check():
+                self._log(f"{w.what} ready in {time.monotonic() - t0:.1f}s")
                 return
-            if time.monotonic() - t0 > timeout:
-                raise ControlPlaneError(f"{name} not ready after {timeout:.0f}s; log {proc.log_path}")
-            time.sleep(0.2)
+            if time.monotonic() - t0 > w.timeout:
+                self._timed_out(w)
+            time.sleep(0.1)
+
+    async def _wait_async(self, w: _Wait) -> None:
+        t0 = time.monotonic()
+        while True:
+            self._check_alive(w)
+            if await anyio.to_thread.run_sync(w.check):
+                self._log(f"{w.what} ready in {time.monotonic() - t0:.1f}s")
+                return
+            if time.monotonic() - t0 > w.timeout:
+                self._timed_out(w)
+            await anyio.sleep(0.1)
+
+    def _check_alive(self, w: _Wait) -> None:
+        for proc in self._procs.values():
+            rc = proc.popen.poll()
+            if rc is None:
+                continue
+            tail = _tail(proc.log_path)
+            msg = f"{proc.name} exited with status {rc} ({w.what}); log {proc.log_path}:\n{tail}"
+            if proc.name == w.proc and "address already in use" in tail:
+                raise _AddressInUse(msg)
+            raise ControlPlaneError(msg)
+
+    def _timed_out(self, w: _Wait) -> None:
+        logs = "\n".join(f"  {p.name}: {p.log_path}" for p in self._procs.values())
+        detail = ""
+        if w.proc is not None and w.proc in self._procs:
+            detail = f"\nlast lines of {w.proc}:\n{_tail(self._procs[w.proc].log_path)}"
+        raise ControlPlaneError(f"{w.what} not ready after {w.timeout:.0f}s; logs:\n{logs}{detail}")
+
+    def _fail_cleanup(self) -> None:
+        if self._dir is not None and not self.keep_dir:
+            self._log(f"start failed; logs were in {self._dir / 'logs'} (THV_DEVCLUSTER_KEEP=1 keeps them)")
+        self.stop()
+
+    def _log(self, msg: str) -> None:
+        if not self.quiet:
+            _say(msg)
+
+    # -- bring-up steps --------------------------------------------------------------------------
+    def _start_steps(self, t0: float) -> _Steps:
+        if self._dir is not None:
+            raise ControlPlaneError("this ControlPlane was already started; create a new one")
+        self._prepare()
+        yield from self._etcd_steps()
+        yield from self._apiserver_steps(restart=False)
+        self._spawn_controllers()
+        self._create_node()
+        yield _Wait(f"node {NODE_NAME}", self._node_ready, "kwok", 60.0)
+        yield _Wait("default ServiceAccount", self._default_sa_exists, "kube-controller-manager", 60.0)
+        self.startup_seconds = time.monotonic() - t0
+        self._log(
+            f"control plane ready in {self.startup_seconds:.1f}s: {self.server}, KUBECONFIG={self.kubeconfig}"
+        )
+
+    def _prepare(self) -> None:
+        parent = self.base_dir or Path(tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        for d in reap_stale_dirs(parent):
+            self._log(f"removed stale data dir {d}")
+        self._dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=parent))
+        self._lock_fd = os.open(self._dir / _OWNER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        with _live_lock:
+            _live.add(self)
+        _install_hooks()
+        (self._dir / "logs").mkdir()
+        t0 = time.monotonic()
+        make_pki(self._dir / "pki")
+        self._tokens = {user: os.urandom(24).hex() for user in (ADMIN_USER, *COMPONENT_USERS.values())}
+        tokens = self._dir / "tokens.csv"
+        tokens.write_text(
+            "".join(f'{tok},{user},{user}-uid,"system:masters"\n' for user, tok in self._tokens.items())
+        )
+        tokens.chmod(0o600)
+        (self._dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        assert self.bin_dir is not None
+        stages = sorted((self.bin_dir / "kwok-stages").glob("*.yaml"))
+        (self._dir / "kwok.yaml").write_text("\n---\n".join(p.read_text().strip() for p in stages) + "\n")
+        self._log(f"PKI, tokens and configs in {self._dir} ({time.monotonic() - t0:.1f}s)")
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log_path = self.log_path(name)
+        with log_path.open("ab") as log:
+            log.write(f"==== {time.strftime('%H:%M:%S')} {' '.join(args)}\n".encode())
+            log.flush()
+            popen = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                preexec_fn=_child_setup(os.getpid()),
+                start_new_session=True,
+            )
+        self._procs[name] = _Proc(name, popen, log_path)
+
+    def _terminate(self, proc: _Proc, *, kill: bool = False) -> None:
+        p = proc.popen
+        if p.poll() is not None:
+            return
+        grace = 15.0 if proc.name == "kube-apiserver" else 5.0
+        try:
+            os.killpg(p.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            p.wait(grace)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            self._log(f"{proc.name} ignored SIGTERM for {grace:.0f}s; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
 
     def _http_ok(self, url: str, *, tls: bool = False, token: str | None = None) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_path)) if tls else None
@@ -265,37 +699,46 @@ class ControlPlane:
         try:
             with urllib.request.urlopen(req, timeout=2, context=ctx) as r:
                 return bool(r.status == 200)
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, ValueError):
             return False
 
-    def _start_etcd(self) -> None:
-        c, p = self.etcd_port, self.peer_port
-        self._spawn(
-            "etcd",
-            [
-                self._bin("etcd"),
-                "--name=t0",
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{c}",
-                f"--advertise-client-urls=http://127.0.0.1:{c}",
-                f"--listen-peer-urls=http://127.0.0.1:{p}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{p}",
-                f"--initial-cluster=t0=http://127.0.0.1:{p}",
-                "--unsafe-no-fsync=true",
-                "--quota-backend-bytes=4294967296",
-                "--log-level=warn",
-            ],
-        )
-        self._wait("etcd", lambda: self._http_ok(f"http://127.0.0.1:{c}/health"))
+    def _etcd_steps(self) -> _Steps:
+        for attempt in range(3):
+            self.etcd_port, self._peer_port = free_port(), free_port()
+            c, p = self.etcd_port, self._peer_port
+            self._spawn(
+                "etcd",
+                [
+                    str(self._bin("etcd")),
+                    "--name=thv",
+                    f"--data-dir={self.dir / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{c}",
+                    f"--advertise-client-urls=http://127.0.0.1:{c}",
+                    f"--listen-peer-urls=http://127.0.0.1:{p}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{p}",
+                    f"--initial-cluster=thv=http://127.0.0.1:{p}",
+                    "--unsafe-no-fsync=true",
+                    "--quota-backend-bytes=4294967296",
+                    "--log-level=warn",
+                ],
+            )
+            try:
+                yield _Wait("etcd", lambda: self._http_ok(f"{self.etcd_url}/health"), "etcd", 30.0)
+                return
+            except _AddressInUse:
+                if attempt == 2:
+                    raise
+                self._log("etcd: port taken meanwhile; retrying on other ports")
+                shutil.rmtree(self.dir / "etcd", ignore_errors=True)
 
     def _apiserver_args(self) -> list[str]:
         pki = self.dir / "pki"
         return [
-            self._bin("kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            str(self._bin("kube-apiserver")),
+            f"--etcd-servers={self.etcd_url}",
             "--bind-address=127.0.0.1",
-            f"--secure-port={self.port}",
             "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
@@ -304,68 +747,68 @@ class ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/16",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
+            # loopback advertise address: don't write it into the `kubernetes` Service endpoints
             "--endpoint-reconciler-type=none",
+            # no node-lifecycle controller: a not-ready taint added at node creation would stay
             "--disable-admission-plugins=TaintNodesByCondition",
             f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
             f"--audit-log-path={self.audit_log_path}",
             "--audit-log-maxsize=0",
+            # no throttling on a test cluster
             "--max-requests-inflight=0",
             "--max-mutating-requests-inflight=0",
             "--enable-priority-and-fairness=false",
+            # on SIGTERM close long-running requests (watches) after 2 s instead of 60 s
+            "--shutdown-send-retry-after=true",
             *self.extra_apiserver_args,
         ]
 
-    def _start_apiserver(self) -> None:
-        self._spawn("kube-apiserver", self._apiserver_args())
-        self._wait(
-            "kube-apiserver", lambda: self._http_ok(f"{self.server}/readyz", tls=True, token=self.admin_token)
-        )
+    def _apiserver_steps(self, *, restart: bool) -> _Steps:
+        if restart:
+            proc = self._procs.get("kube-apiserver")
+            if proc is not None and proc.popen.poll() is None:
+                raise ControlPlaneError("kube-apiserver is running; stop it first")
+        for attempt in range(1 if restart else 3):
+            if not restart:
+                self.port = free_port()
+                self._write_kubeconfigs()
+            self._spawn("kube-apiserver", self._apiserver_args())
+            try:
+                yield _Wait(
+                    "kube-apiserver",
+                    lambda: self._http_ok(f"{self.server}/readyz", tls=True, token=self.admin_token),
+                    "kube-apiserver",
+                    90.0,
+                )
+                return
+            except _AddressInUse:
+                if restart or attempt == 2:
+                    raise
+                self._log("kube-apiserver: port taken meanwhile; retrying on another port")
 
-    def restart_apiserver(self, down_for: float = 0.0) -> None:
-        """Stop kube-apiserver (SIGTERM), optionally stay down, start it again, wait for /readyz."""
-        self._terminate(self._procs["kube-apiserver"])
-        if down_for:
-            time.sleep(down_for)
-        self._start_apiserver()
+    def _write_kubeconfigs(self) -> None:
+        self.write_kubeconfig(self.kubeconfig, self._tokens[ADMIN_USER], ADMIN_USER)
+        for component, user in COMPONENT_USERS.items():
+            self.write_kubeconfig(self.dir / f"{component}.kubeconfig", self._tokens[user], user)
 
-    def compact_etcd(self) -> int:
-        """Compact etcd at its current revision so older resourceVersions answer 410 Gone."""
-        base = f"http://127.0.0.1:{self.etcd_port}/v3"
-        req = urllib.request.Request(
-            f"{base}/kv/range", data=json.dumps({"key": "AA=="}).encode(), method="POST"
-        )
-        with urllib.request.urlopen(req, timeout=5) as r:
-            rev = int(json.load(r)["header"]["revision"])
-        req = urllib.request.Request(
-            f"{base}/kv/compaction",
-            data=json.dumps({"revision": str(rev), "physical": True}).encode(),
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=30) as r:
-            r.read()
-        return rev
-
-    def _start_others(self) -> None:
-        kc = str(self.kubeconfig)
+    def _spawn_controllers(self) -> None:
         pki = self.dir / "pki"
+        kc = {c: str(self.dir / f"{c}.kubeconfig") for c in COMPONENT_USERS}
         self._spawn(
             "kube-controller-manager",
             [
-                self._bin("kube-controller-manager"),
-                f"--kubeconfig={kc}",
-                f"--controllers={CONTROLLERS}",
+                str(self._bin("kube-controller-manager")),
+                f"--kubeconfig={kc['kube-controller-manager']}",
+                f"--controllers={','.join(CONTROLLERS)}",
                 f"--service-account-private-key-file={pki / 'sa.key'}",
                 f"--root-ca-file={pki / 'ca.crt'}",
                 "--leader-elect=false",
                 "--use-service-account-credentials=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
+                "--secure-port=0",
                 "--kube-api-qps=200",
                 "--kube-api-burst=400",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
                 "--concurrent-gc-syncs=20",
@@ -374,13 +817,10 @@ class ControlPlane:
         self._spawn(
             "kube-scheduler",
             [
-                self._bin("kube-scheduler"),
-                f"--kubeconfig={kc}",
+                str(self._bin("kube-scheduler")),
+                f"--kubeconfig={kc['kube-scheduler']}",
                 "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
+                "--secure-port=0",
                 "--kube-api-qps=200",
                 "--kube-api-burst=400",
             ],
@@ -388,44 +828,81 @@ class ControlPlane:
         self._spawn(
             "kwok",
             [
-                self._bin("kwok"),
-                f"--kubeconfig={kc}",
+                str(self._bin("kwok")),
+                f"--kubeconfig={kc['kwok']}",
                 "--manage-all-nodes=true",
                 f"--config={self.dir / 'kwok.yaml'}",
-                "--node-lease-duration-seconds=40",
             ],
         )
-
-    def kubectl_json(self, method: str, path: str, body: Any | None = None) -> Any:
-        """A minimal admin HTTP call (for bring-up and tests that must not depend on thv)."""
-        ctx = ssl.create_default_context(cafile=str(self.ca_path))
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            f"{self.server}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
-            return json.load(r)
 
     def _create_node(self) -> None:
         node = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {
-                "name": "kwok-node-0",
+                "name": NODE_NAME,
                 "annotations": {"kwok.x-k8s.io/node": "fake"},
-                "labels": {"type": "kwok", "kubernetes.io/hostname": "kwok-node-0"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": NODE_NAME,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                },
             },
         }
-        self.kubectl_json("POST", "/api/v1/nodes", node)
+        status, body = self.api_request("POST", "/api/v1/nodes", node)
+        if status != 201:
+            raise ControlPlaneError(f"creating node {NODE_NAME}: HTTP {status}: {body}")
 
-        def ready() -> bool:
-            n = self.kubectl_json("GET", "/api/v1/nodes/kwok-node-0")
-            conds = n.get("status", {}).get("conditions", [])
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+    def _node_ready(self) -> bool:
+        status, node = self.api_request("GET", f"/api/v1/nodes/{NODE_NAME}")
+        conds = node.get("status", {}).get("conditions", []) if status == 200 else []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
-        self._procs.setdefault("node", self._procs["kwok"])
-        self._wait("node", ready)
-        del self._procs["node"]
+    def _default_sa_exists(self) -> bool:
+        return self.api_request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200
+
+    def _bin(self, name: str) -> Path:
+        assert self.bin_dir is not None
+        return self.bin_dir / name
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Poll until ``pid`` is gone (or a zombie); True if it exited within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (not yet reaped by its parent) is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return re.sub(r"^.*\) ", "", stat, flags=re.S)[:1] != "Z"
+    except OSError:
+        return True
+
+
+__all__ = [
+    "ADMIN_USER",
+    "COMPONENT_USERS",
+    "NODE_NAME",
+    "ControlPlane",
+    "ControlPlaneError",
+    "build_binaries",
+    "cache_root",
+    "free_port",
+    "reap_stale_dirs",
+]

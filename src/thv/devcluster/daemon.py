@@ -1,8 +1,11 @@
 """``thv dev up`` / ``thv dev down``: the local control plane as a background daemon.
 
-``up`` starts ``python -m thv.devcluster.daemon`` in its own session; the daemon starts a
-:class:`ControlPlane`, writes ``state.json`` (pid, kubeconfig, data dir) and waits for
-SIGTERM. The control-plane processes die with the daemon (PR_SET_PDEATHSIG).
+``dev_up`` builds (or finds cached) binaries in the foreground, so the build's progress is
+visible, then starts ``python -m thv.devcluster.daemon <state_dir>`` in its own session with
+output to ``<state_dir>/daemon.log``. The daemon starts a :class:`ControlPlane` under
+``state_dir``, writes ``<state_dir>/state.json`` once the cluster is ready, and stops it on
+SIGTERM/SIGINT. The control-plane processes die with the daemon (PR_SET_PDEATHSIG); a data
+directory left by a killed daemon is removed by the next ``dev_up``.
 """
 
 from __future__ import annotations
@@ -12,98 +15,163 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
-from thv.devcluster.controlplane import ControlPlane
+from thv.devcluster.controlplane import (
+    ControlPlane,
+    ControlPlaneError,
+    build_binaries,
+    pid_alive,
+    reap_stale_dirs,
+    wait_for_exit,
+)
+
+_DAEMON_MODULE = "thv.devcluster.daemon"
 
 
-def _state_file(state_dir: Path) -> Path:
+class DevState(TypedDict):
+    """Contents of ``<state_dir>/state.json``."""
+
+    pid: int
+    """The daemon's pid (the control-plane processes are its children)."""
+    pids: dict[str, int]
+    server: str
+    kubeconfig: str
+    dir: str
+    audit_log: str
+    logs: str
+    started_at: float
+    startup_seconds: float
+
+
+def state_file(state_dir: Path) -> Path:
     return state_dir / "state.json"
 
 
-def read_state(state_dir: Path) -> dict[str, Any] | None:
-    """The running daemon's state, or ``None`` if none is running."""
-    path = _state_file(state_dir)
-    if not path.exists():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
+def _is_daemon(pid: int) -> bool:
     try:
-        os.kill(int(state["pid"]), 0)
-    except (ProcessLookupError, ValueError, KeyError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid_alive(pid)  # no /proc: trust the pid
+    return _DAEMON_MODULE.encode() in cmdline and pid_alive(pid)
+
+
+def read_state(state_dir: Path) -> DevState | None:
+    """The running daemon's state, or ``None`` if none is running (a stale file is removed)."""
+    path = state_file(state_dir)
+    try:
+        state: DevState = json.loads(path.read_text())
+        pid = int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _is_daemon(pid):
         path.unlink(missing_ok=True)
         return None
     return state
 
 
-def dev_up(state_dir: Path, timeout: float = 900.0) -> dict[str, Any]:
-    """Start the daemon (or reuse a running one); returns its state once the cluster is ready."""
+def dev_up(state_dir: Path, *, timeout: float = 120.0) -> DevState:
+    """Start the local control plane in a background daemon, or return the running one's state.
+
+    Progress goes to stderr. Returns once the cluster is ready; raises
+    :class:`ControlPlaneError` (with the daemon log's tail) if the daemon fails or ``timeout``
+    seconds pass after the binaries are ready."""
+    state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     state = read_state(state_dir)
     if state is not None:
+        print(f"[devcluster] already running (pid {state['pid']})", file=sys.stderr)
         return state
-    log = (state_dir / "daemon.log").open("ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "thv.devcluster.daemon", str(state_dir)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    reap_stale_dirs(state_dir)
+    bin_dir = build_binaries()
+    log_path = state_dir / "daemon.log"
+    with log_path.open("ab") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", _DAEMON_MODULE, str(state_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "THV_CONTROLPLANE_BIN": str(bin_dir)},
+        )
+    print(f"[devcluster] daemon pid {daemon.pid} starting; log {log_path}", file=sys.stderr)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(state_dir)
-        if state is not None:
+        if state is not None and state["pid"] == daemon.pid:
+            print(f"[devcluster] ready in {state['startup_seconds']:.1f}s", file=sys.stderr)
             return state
-        time.sleep(0.3)
-    raise TimeoutError(f"local control plane did not start; see {state_dir / 'daemon.log'}")
+        rc = daemon.poll()
+        if rc is not None:
+            raise ControlPlaneError(f"the dev cluster daemon exited with status {rc}:\n{_tail(log_path)}")
+        time.sleep(0.2)
+    daemon.terminate()
+    raise ControlPlaneError(f"the dev cluster was not ready after {timeout:.0f}s:\n{_tail(log_path)}")
 
 
-def dev_down(state_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop the daemon and its cluster. Returns False when none was running."""
+def dev_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
+    """Stop the daemon and its cluster (SIGTERM, SIGKILL after ``timeout``), remove its data.
+    Returns ``False`` when none was running."""
+    state_dir = state_dir.expanduser().resolve()
     state = read_state(state_dir)
     if state is None:
+        reap_stale_dirs(state_dir)
         return False
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    _state_file(state_dir).unlink(missing_ok=True)
+    if not wait_for_exit(pid, timeout):
+        os.kill(pid, signal.SIGKILL)  # its children get SIGKILL too (PR_SET_PDEATHSIG)
+        wait_for_exit(pid, 10.0)
+    state_file(state_dir).unlink(missing_ok=True)
+    time.sleep(0.2)  # let the kernel release the dead owner's lock
+    reap_stale_dirs(state_dir)
     return True
 
 
-def _main(state_dir: Path) -> None:
-    cp = ControlPlane(base_dir=state_dir)
-    stop = False
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
-    def _term(*_: object) -> None:
-        nonlocal stop
-        stop = True
+
+def _main(state_dir: Path) -> None:
+    stop = threading.Event()
+
+    def _term(signum: int, frame: object) -> None:
+        stop.set()
 
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGINT, _term)
-    cp.start()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    cp = ControlPlane(base_dir=state_dir)
     try:
-        state = {
+        cp.start()
+        state: DevState = {
             "pid": os.getpid(),
+            "pids": cp.pids(),
+            "server": cp.server,
             "kubeconfig": str(cp.kubeconfig),
             "dir": str(cp.dir),
-            "server": cp.server,
             "audit_log": str(cp.audit_log_path),
+            "logs": str(cp.dir / "logs"),
+            "started_at": time.time(),
+            "startup_seconds": cp.startup_seconds,
         }
-        tmp = _state_file(state_dir).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(_state_file(state_dir))
-        while not stop:
-            time.sleep(0.5)
+        tmp = state_file(state_dir).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(state_file(state_dir))
+        while not stop.wait(1.0):
+            try:
+                cp.check()
+            except ControlPlaneError as e:
+                print(f"[devcluster] {e}\n[devcluster] stopping", file=sys.stderr, flush=True)
+                break
     finally:
-        _state_file(state_dir).unlink(missing_ok=True)
+        state_file(state_dir).unlink(missing_ok=True)
         cp.stop()
 
 
