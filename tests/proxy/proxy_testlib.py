@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
@@ -72,7 +72,9 @@ def free_port() -> int:
 class ServerThread:
     """Runs an ASGI app with uvicorn on 127.0.0.1 in a daemon thread with its own event loop."""
 
-    def __init__(self, app: Any, *, port: int | None = None, lifespan: str = "on") -> None:
+    def __init__(
+        self, app: Any, *, port: int | None = None, lifespan: Literal["auto", "on", "off"] = "on"
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
@@ -88,7 +90,6 @@ class ServerThread:
                 timeout_graceful_shutdown=2,
             )
         )
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -227,7 +228,7 @@ class RecordingUpstream:
             return None, f"no bearer token in {self.token_header}"
         token = value[len("Bearer ") :]
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
+            kid = str(jwt.get_unverified_header(token).get("kid"))
             if kid not in self._keys:
                 jwks = httpx.get(self.jwks_url, timeout=10).json()
                 self._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks["keys"] if k.get("use", "sig") == "sig"}

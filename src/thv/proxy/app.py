@@ -32,7 +32,13 @@ from thv.proxy.asgi import Receive, Scope, Send, send_json
 from thv.proxy.cache import CachedToken, TokenCache, cache_key
 from thv.proxy.config import ConfigError, ProxyConfig, TokenExchangeSettings
 from thv.proxy.exchange import ExchangeError, TokenExchanger
-from thv.proxy.forward import ClientDisconnected, Forwarder, UpstreamError, new_upstream_client
+from thv.proxy.forward import (
+    DEFAULT_SHARDS,
+    ClientDisconnected,
+    Forwarder,
+    UpstreamError,
+    new_upstream_client,
+)
 
 log = logging.getLogger("thv.proxy")
 tracer = trace.get_tracer("thv.proxy")
@@ -102,8 +108,8 @@ class ProxyApp:
         if config.target_url is None:
             raise ConfigError("no target: give --target (or target_port in the runconfig)")
         self.config = config
-        self._upstream = upstream_client or new_upstream_client()
-        self.forwarder = Forwarder(self._upstream, config.target_url)
+        upstream = upstream_client or [new_upstream_client() for _ in range(DEFAULT_SHARDS)]
+        self.forwarder = Forwarder(upstream, config.target_url)
         if exchange_timeout is None:
             exchange_timeout = config.exchange_timeout
         if cache_skew is None:
@@ -128,7 +134,7 @@ class ProxyApp:
         if self.validator is not None:
             await self.validator.aclose()
         await self.cache.close()
-        await self._upstream.aclose()
+        await self.forwarder.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

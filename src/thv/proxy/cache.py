@@ -140,17 +140,19 @@ class TokenCache:
     async def get_or_exchange(
         self, key: str, exchange: Callable[[], Awaitable[CachedToken]]
     ) -> tuple[CachedToken, Outcome]:
-        """The cached token for ``key``, else the result of one (shared) ``exchange()`` call."""
-        if self.enabled:
-            hit = await self._lookup(key)
-            if hit is not None:
-                return hit, "hit"
+        """The cached token for ``key``, else the result of one (shared) ``exchange()`` call.
+
+        Disabled: every call exchanges, without sharing (upstream ToolHive's behaviour)."""
+        if not self.enabled:
+            return await exchange(), "miss"
+        hit = await self._lookup(key)
+        if hit is not None:
+            return hit, "hit"
 
         async def fill() -> CachedToken:
-            if self.enabled:
-                again = await self._lookup(key)  # a flight may have just filled it
-                if again is not None:
-                    return again
+            again = await self._lookup(key)  # a flight may have just filled it
+            if again is not None:
+                return again
             token = await exchange()
             await self._store(key, token)
             return token
@@ -178,7 +180,7 @@ class TokenCache:
         return value
 
     async def _store(self, key: str, token: CachedToken) -> None:
-        if not self.enabled or token.expires_at is None:
+        if token.expires_at is None:
             return
         ttl = token.expires_at - time.monotonic()
         if ttl <= 0 or len(self._cache._cache) >= self.max_entries:

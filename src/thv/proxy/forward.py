@@ -10,8 +10,9 @@ stream.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Final
 
 import anyio
@@ -108,12 +109,26 @@ def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-class Forwarder:
-    """Relays one ASGI HTTP request to ``target`` and streams the answer back."""
+DEFAULT_SHARDS: Final = 16
 
-    def __init__(self, client: httpx.AsyncClient, target: str) -> None:
-        self.client = client
+
+class Forwarder:
+    """Relays one ASGI HTTP request to ``target`` and streams the answer back.
+
+    ``clients`` are used round-robin: httpcore's pool bookkeeping costs O(connections²) per
+    request, so several small pools keep the per-request cost flat under concurrency.
+    """
+
+    def __init__(self, clients: httpx.AsyncClient | Sequence[httpx.AsyncClient], target: str) -> None:
+        self.clients = [clients] if isinstance(clients, httpx.AsyncClient) else list(clients)
+        if not self.clients:
+            raise ValueError("at least one client is needed")
+        self._next = itertools.cycle(self.clients)
         self.target = target.rstrip("/")
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
 
     def url_for(self, scope: Scope) -> str:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
@@ -143,14 +158,15 @@ class Forwarder:
 
         if not has_body:
             body_done.set()
-        request = self.client.build_request(
+        client = next(self._next)
+        request = client.build_request(
             scope["method"],
             self.url_for(scope),
             headers=upstream_request_headers(scope, headers),
             content=request_body() if has_body else None,
         )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.TimeoutException:
             raise UpstreamError(504, "MCP server timed out") from None
         except httpx.HTTPError as exc:
