@@ -415,7 +415,6 @@ podTemplateSpec:
 @pytest.mark.parametrize(
     "template",
     [
-        "[]",
         "{spec: []}",
         "{metadata: x}",
         "{spec: {containers: {}}}",
