@@ -30,7 +30,7 @@ from thv.render.rbac import (
     proxy_runner_service_account,
 )
 from thv.render.refs import References
-from thv.render.runconfig import build_run_config, runconfig_configmap
+from thv.render.runconfig import build_run_config, runconfig_configmap, runconfig_json
 from thv.render.service import service
 from thv.render.settings import OperatorSettings
 
@@ -79,6 +79,10 @@ class Desired:
             self.service,
         ]
         return [obj for obj in ordered if obj is not None]
+
+    def run_config_json(self) -> str:
+        """``runconfig.json`` for this rendering (also in flag mode, e.g. for ``thv render``)."""
+        return runconfig_json(self.run_config)
 
     def bodies(self) -> list[dict[str, Any]]:
         """:meth:`objects` as JSON-ready builtins (unset fields omitted)."""

@@ -1,0 +1,213 @@
+"""The upstream chainsaw scenario ``external-auth-configmap`` (reference §14), asserted on the rendered
+objects exactly as chainsaw asserts on the cluster: label selection, jq checks on runconfig.json,
+the env var at ``containers[0]``, the pod label. Also after the scenario's switch back to flag mode."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+import yaml
+
+from thv.api.crds import MCPExternalAuthConfig, MCPServer
+from thv.render.desired import Desired, render
+from thv.render.settings import OperatorSettings
+
+SECRET = """
+apiVersion: v1
+kind: Secret
+metadata: {name: oauth-test-secret, namespace: toolhive-system}
+type: Opaque
+stringData:
+  client-secret: test-secret-value
+"""
+
+EXTAUTH = """
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPExternalAuthConfig
+metadata:
+  name: test-external-auth
+  namespace: toolhive-system
+spec:
+  type: tokenExchange
+  tokenExchange:
+    tokenUrl: https://oauth.example.com/token
+    clientId: test-client-id
+    clientSecretRef:
+      name: oauth-test-secret
+      key: client-secret
+    audience: mcp-backend
+    scopes:
+      - read
+      - write
+    externalTokenHeaderName: X-Upstream-Token
+status:
+  configHash: 5f0c1a2b
+"""
+
+MCPSERVER = """
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata:
+  name: external-auth-test
+  namespace: toolhive-system
+  uid: 0f4b2c8e-0000-4000-8000-000000000001
+spec:
+  image: ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2
+  transport: stdio
+  port: 8080
+  externalAuthConfigRef:
+    name: test-external-auth
+  permissionProfile:
+    type: builtin
+    name: network
+  resources:
+    limits:
+      cpu: "100m"
+      memory: "128Mi"
+    requests:
+      cpu: "50m"
+      memory: "64Mi"
+"""
+
+
+def scenario(use_configmap: bool) -> Desired:
+    ext = msgspec.convert(yaml.safe_load(EXTAUTH), MCPExternalAuthConfig)
+    srv = msgspec.convert(yaml.safe_load(MCPSERVER), MCPServer)
+    return render(srv, OperatorSettings(use_configmap=use_configmap), external_auth=ext)
+
+
+def select(d: Desired, kind: str, label: str) -> list[dict[str, Any]]:
+    """``kubectl get <kind> -l k=v -o json | .items``."""
+    key, value = label.split("=", 1)
+    return [
+        b for b in d.bodies() if b["kind"] == kind and (b["metadata"].get("labels") or {}).get(key) == value
+    ]
+
+
+def by_name(d: Desired, kind: str, name: str) -> dict[str, Any]:
+    found = [b for b in d.bodies() if b["kind"] == kind and b["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}"
+    return found[0]
+
+
+def jq_alt_empty(value: Any) -> str:
+    """jq ``. // empty``, printed the way chainsaw's shell compares it."""
+    return "" if value is None or value is False else str(value)
+
+
+def test_step8_runconfig_configmap_by_label_and_jq_checks() -> None:
+    d = scenario(use_configmap=True)
+    items = select(d, "ConfigMap", "toolhive.stacklok.io/mcp-server=external-auth-test")
+    assert len(items) >= 1
+    runconfig_json = items[0]["data"]["runconfig.json"]
+    assert runconfig_json
+    rc = json.loads(runconfig_json)
+    assert "middleware_configs" in rc
+    te_entries = [
+        m["parameters"]["token_exchange_config"]
+        for m in rc["middleware_configs"]
+        if m["type"] == "tokenexchange"
+    ]
+    assert len(te_entries) == 1
+    te = te_entries[0]
+    assert te  # non-empty
+    assert te["token_url"] == "https://oauth.example.com/token"
+    assert te["client_id"] == "test-client-id"
+    assert te["audience"] == "mcp-backend"
+    assert " ".join(te["scopes"]) == "read write"
+    assert te["external_token_header_name"] == "X-Upstream-Token"
+    assert te["header_strategy"] == "custom"
+    assert jq_alt_empty(te.get("client_secret")) == ""
+
+
+def test_step9_deployment_env_at_containers_0() -> None:
+    for use_configmap in (True, False):
+        d = scenario(use_configmap)
+        deployment = by_name(d, "Deployment", "external-auth-test")
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        matches = [e for e in env if e["name"] == "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"]
+        assert len(matches) == 1
+        assert matches[0]["valueFrom"]["secretKeyRef"]["name"] == "oauth-test-secret"
+        assert matches[0]["valueFrom"]["secretKeyRef"]["key"] == "client-secret"
+        assert "value" not in matches[0]
+
+
+def test_step6_pods_carry_the_instance_label() -> None:
+    deployment = by_name(scenario(True), "Deployment", "external-auth-test")
+    assert (
+        deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"]
+        == "external-auth-test"
+    )
+    assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] == "external-auth-test"
+
+
+def test_step7_hash_rolls_the_pods() -> None:
+    deployment = by_name(scenario(True), "Deployment", "external-auth-test")
+    assert deployment["spec"]["template"]["metadata"]["annotations"][
+        "toolhive.stacklok.dev/externalauthconfig-hash"
+    ] == ("5f0c1a2b")
+
+
+def test_representative_runconfig_of_the_reference() -> None:
+    """Reference §7.3's hand-derived runconfig.json, with the #2537 fix (full chain, top-level config)."""
+    rc = json.loads(scenario(True).run_config_json())
+    expected_te = {
+        "token_url": "https://oauth.example.com/token",
+        "client_id": "test-client-id",
+        "client_secret": "",
+        "audience": "mcp-backend",
+        "scopes": ["read", "write"],
+        "header_strategy": "custom",
+        "external_token_header_name": "X-Upstream-Token",
+    }
+    assert rc == {
+        "schema_version": "v0.1.0",
+        "image": "ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2",
+        "name": "external-auth-test",
+        "container_name": "external-auth-test",
+        "base_name": "external-auth-test",
+        "transport": "stdio",
+        "host": "0.0.0.0",
+        "port": 8080,
+        "permission_profile_name_or_path": "network",
+        "permission_profile": {
+            "name": "network",
+            "network": {"outbound": {"insecure_allow_all": True}, "inbound": {}},
+        },
+        "env_vars": {"MCP_TRANSPORT": "stdio"},
+        "container_labels": {
+            "toolhive": "true",
+            "toolhive-basename": "external-auth-test",
+            "toolhive-name": "external-auth-test",
+            "toolhive-port": "8080",
+            "toolhive-tool-type": "mcp",
+            "toolhive-transport": "stdio",
+        },
+        "token_exchange_config": expected_te,
+        "proxy_mode": "sse",
+        "middleware_configs": [
+            {"type": "auth", "parameters": {}},
+            {"type": "tokenexchange", "parameters": {"token_exchange_config": expected_te}},
+            {"type": "mcp-parser", "parameters": {}},
+        ],
+    }
+
+
+def test_step10_cleanup_in_flag_mode_deletes_the_runconfig_configmap() -> None:
+    d = scenario(use_configmap=False)
+    assert select(d, "ConfigMap", "toolhive.stacklok.io/mcp-server=external-auth-test") == []
+    assert ("ConfigMap", "external-auth-test-runconfig") in d.unwanted
+    args = by_name(d, "Deployment", "external-auth-test")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--token-exchange-url=https://oauth.example.com/token" in args
+    assert "--token-exchange-scopes=read,write" in args
+
+
+@pytest.mark.parametrize("use_configmap", [True, False])
+def test_the_secret_value_is_nowhere(use_configmap: bool) -> None:
+    assert yaml.safe_load(SECRET)["stringData"]["client-secret"] == "test-secret-value"
+    d = scenario(use_configmap)
+    assert "test-secret-value" not in json.dumps(d.bodies())
+    assert "test-secret-value" not in " ".join(d.args)
