@@ -300,6 +300,18 @@ def provider(token_port: int, op: str) -> int:
     return int(r.get("calls", 0))
 
 
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for dist in ("httpx", "httpcore", "uvicorn", "sniffio", "httptools", "uvloop"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} absent")
+    return ", ".join(parts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -312,6 +324,7 @@ def main() -> int:
         serve(*args.serve)
         return 0
 
+    load_before = os.getloadavg()[0]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     samples_n, budget, tp_seconds = (300, 10.0, 2.0) if args.quick else (3000, 40.0, 6.0)
@@ -370,7 +383,8 @@ def main() -> int:
         "# thv proxy benchmark (benchmarks/bench_proxy.py)",
         f"# date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"# machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
-        f"load average before/after: {os.getloadavg()[0]:.2f}",
+        f"1-min load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}",
+        f"# {versions()}",
         "# loopback only; load generator, proxy and stand-in servers share the 2 cores; fake token endpoint",
         f"# answers after {PROVIDER_DELAY * 1000:.0f} ms; client: raw asyncio HTTP/1.1 keep-alive connections",
         "",

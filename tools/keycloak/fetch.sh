@@ -63,12 +63,12 @@ DL=$ROOT/download
 rm -rf "$DL" "$ROOT/unpack"
 mkdir -p "$DL"
 ARTIFACT=org.keycloak:keycloak-quarkus-dist:$VERSION:tar.gz
-say "downloading $ARTIFACT with Maven (about 200 MB the first time; Maven's local repository is reused)"
+say "downloading $ARTIFACT with Maven (about 170 MB the first time; Maven's local repository is reused)"
 LOCAL_REPO=${MAVEN_LOCAL_REPO:-$HOME/.m2/repository}
 PART_DIR=$LOCAL_REPO/org/keycloak/keycloak-quarkus-dist/$VERSION
 (
   # progress: the size of what Maven has written so far, every 10 s
-  while sleep 10; do
+  while sleep 10 </dev/null >/dev/null 2>&1; do
     size=$(du -sm "$PART_DIR" 2>/dev/null | cut -f1 || true)
     say "  ... ${size:-0} MB so far"
   done
@@ -76,7 +76,9 @@ PART_DIR=$LOCAL_REPO/org/keycloak/keycloak-quarkus-dist/$VERSION
 WATCH=$!
 trap 'kill "$WATCH" 2>/dev/null || true' EXIT
 started=$(date +%s)
-if ! mvn -B -ntp -q -Dstyle.color=never "$PLUGIN:copy" -Dartifact="$ARTIFACT" -DoutputDirectory="$DL" -Dmdep.useBaseVersion=true >&2; then
+# Maven's own output (errors only, with -q) goes to stderr without colour codes
+if ! mvn -B -ntp -q "$PLUGIN:copy" -Dartifact="$ARTIFACT" -DoutputDirectory="$DL" -Dmdep.useBaseVersion=true 2>&1 \
+  | { sed -e 's/\x1b\[[0-9;]*m//g' | grep -v '^[[:space:]]*$' || true; } >&2; then
   say "ERROR: Maven could not fetch $ARTIFACT (is this version published? set THV_KEYCLOAK_VERSION)"
   exit 2
 fi
