@@ -354,6 +354,13 @@ def test_config_hash_annotations_roll_the_pods(settings: OperatorSettings) -> No
     assert not any(k.endswith("-hash") for k in (template_meta(unhashed).get("annotations") or {}))
 
 
+def test_restarted_at_is_kept_on_the_pod_template() -> None:
+    d = render(server("image: img"), FLAGS, restarted_at="2025-10-16T10:00:00Z")
+    assert template_meta(d)["annotations"] == {
+        "mcpserver.toolhive.stacklok.dev/restarted-at": "2025-10-16T10:00:00Z"
+    }
+
+
 def test_runconfig_checksum_follows_the_runconfig() -> None:
     spec = "image: img\nexternalAuthConfigRef: {name: ext}"
     one = render(server(spec), CONFIGMAP, external_auth=extauth(TE), extauth_hash="same")

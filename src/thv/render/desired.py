@@ -100,6 +100,7 @@ def render(
     permission_profile_data: Mapping[str, str] | None = None,
     toolconfig_hash: str | None = None,
     extauth_hash: str | None = None,
+    restarted_at: str | None = None,
 ) -> Desired:
     """Render every object for ``server``. Raises :class:`~thv.render.errors.RenderError`.
 
@@ -107,7 +108,10 @@ def render(
     ``toolConfigRef``, ``external_auth`` for ``externalAuthConfigRef``, the ``data`` of the
     ConfigMaps named by ``oidcConfig.configMap``, ``authzConfig.configMap`` and a
     ``configmap``-type ``permissionProfile``. ``toolconfig_hash``/``extauth_hash`` default to the
-    configs' ``status.configHash``. Secrets are never read: the client secret is referenced.
+    configs' ``status.configHash``. ``restarted_at`` (the processed
+    ``mcpserver.toolhive.stacklok.dev/restarted-at`` request, RFC 3339) is kept on the pod template
+    so a rolling restart survives later applies (upstream dropped it on the next spec update).
+    Secrets are never read: the client secret is referenced.
     """
     refs = References(
         tool_config=tool_config,
@@ -140,6 +144,8 @@ def render(
         names.ANNOTATION_EXTAUTH_HASH: refs.extauth_hash_for(server),
     }
     pod_annotations.update({key: value for key, value in hashes.items() if value})
+    if restarted_at:
+        pod_annotations[names.ANNOTATION_RESTARTED_AT] = restarted_at
     authz_cm = authz_inline_configmap(server)
     if authz_cm is None:
         unwanted.append(("ConfigMap", names.authz_inline_configmap_name(name)))
