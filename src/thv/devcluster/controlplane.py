@@ -358,7 +358,7 @@ class ControlPlane:
 
     def check(self) -> None:
         """Raise :class:`ControlPlaneError` (with the log's tail) if a component has exited."""
-        self._check_alive(_Wait("health check", lambda: True, None, 0.0))
+        self._check_alive(_Wait("", lambda: True, None, 0.0))
 
     def pids(self) -> dict[str, int]:
         return {name: p.popen.pid for name, p in self._procs.items()}
@@ -392,6 +392,9 @@ class ControlPlane:
     def stop(self) -> None:
         """SIGTERM every process in reverse start order (SIGKILL after a grace period), then
         remove the data directory unless ``keep_dir``. Safe to call twice and from atexit."""
+        self._stop(remove_dir=not self.keep_dir)
+
+    def _stop(self, *, remove_dir: bool) -> None:
         with self._mutex:
             t0 = time.monotonic()
             had_procs = bool(self._procs)
@@ -401,10 +404,10 @@ class ControlPlane:
             with _live_lock:
                 _live.discard(self)
             if self._dir is not None and self._dir.exists():
-                if self.keep_dir:
-                    self._log(f"kept {self._dir}")
-                else:
+                if remove_dir:
                     shutil.rmtree(self._dir, ignore_errors=True)
+                elif self.keep_dir:
+                    self._log(f"kept {self._dir}")
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -598,7 +601,8 @@ class ControlPlane:
             if rc is None:
                 continue
             tail = _tail(proc.log_path)
-            msg = f"{proc.name} exited with status {rc} ({w.what}); log {proc.log_path}:\n{tail}"
+            during = f" while waiting for {w.what}" if w.what and w.what != proc.name else ""
+            msg = f"{proc.name} exited with status {rc}{during}; log {proc.log_path}:\n{tail}"
             if proc.name == w.proc and "address already in use" in tail:
                 raise _AddressInUse(msg)
             raise ControlPlaneError(msg)
@@ -611,9 +615,10 @@ class ControlPlane:
         raise ControlPlaneError(f"{w.what} not ready after {w.timeout:.0f}s; logs:\n{logs}{detail}")
 
     def _fail_cleanup(self) -> None:
-        if self._dir is not None and not self.keep_dir:
-            self._log(f"start failed; logs were in {self._dir / 'logs'} (THV_DEVCLUSTER_KEEP=1 keeps them)")
-        self.stop()
+        """Stop what started; keep the data dir (logs) until the next start reaps it."""
+        self._stop(remove_dir=False)
+        if self._dir is not None and self._dir.exists():
+            self._log(f"start failed; logs kept in {self._dir / 'logs'} (removed by the next start)")
 
     def _log(self, msg: str) -> None:
         if not self.quiet:
