@@ -492,6 +492,19 @@ class ControlPlane:
     async def acompact_etcd(self) -> int:
         return await anyio.to_thread.run_sync(self.compact_etcd)
 
+    def expire_resource_versions(self, *, kill: bool = False) -> int:
+        """Make every resourceVersion issued so far answer 410 Gone — lists at an old
+        version and watches resuming from one (in-stream ``ERROR`` 410): :meth:`compact_etcd`
+        then :meth:`restart_apiserver`. Returns the compaction revision."""
+        rev = self.compact_etcd()
+        self.restart_apiserver(kill=kill)
+        return rev
+
+    async def aexpire_resource_versions(self, *, kill: bool = False) -> int:
+        rev = await self.acompact_etcd()
+        await self.arestart_apiserver(kill=kill)
+        return rev
+
     def _etcd(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(
             f"{self.etcd_url}/v3/{path}", data=json.dumps(body).encode(), method="POST"
@@ -646,8 +659,11 @@ class ControlPlane:
         for d in reap_stale_dirs(parent):
             self._log(f"removed stale data dir {d}")
         self._dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=parent))
-        self._lock_fd = os.open(self._dir / _OWNER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        # lock first, then publish under the name reapers look for (no window where a reaper
+        # could take the lock of a directory that is being set up)
+        self._lock_fd = os.open(self._dir / f"{_OWNER_LOCK}.new", os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        os.rename(self._dir / f"{_OWNER_LOCK}.new", self._dir / _OWNER_LOCK)
         with _live_lock:
             _live.add(self)
         _install_hooks()
