@@ -237,7 +237,7 @@ async def test_audit_log_records_admin_writes(kube: Any, namespace: str, control
     async def logged() -> list[Any]:
         return audit.writes(mark, user=ADMIN_USER, resource="configmaps", namespace=namespace)
 
-    writes = await eventually(logged, timeout=10, what="audit events")
+    await eventually(logged, timeout=10, what="audit events")
     await anyio.sleep(0.5)
     writes = audit.writes(mark, user=ADMIN_USER, resource="configmaps", namespace=namespace)
     assert [(w.verb, w.object_ref.name, w.response_status.code) for w in writes] == [
