@@ -66,9 +66,9 @@ class Subscription(Generic[E]):
         self._queue: KeyedQueue[Hashable, Pending[E]] = KeyedQueue(maxsize, merge)
         self._failures: dict[Hashable, int] = {}
         self._rng = random.Random()
-        self._scope = anyio.CancelScope()
-        self._started = False
-        self._finished = anyio.Event()
+        # created once running: anyio primitives need an event loop
+        self._scope: anyio.CancelScope | None = None
+        self._finished: anyio.Event | None = None
         self._closed = False
         self._drained: bool | None = None
         self._published = 0
@@ -129,12 +129,13 @@ class Subscription(Generic[E]):
         :returns: whether everything queued was delivered within *drain_timeout*
         """
         if self._drained is not None:
-            await self._finished.wait()
+            if self._finished is not None:
+                await self._finished.wait()
             return self._drained
         self._drained = False
         self._close_queue()
         try:
-            if self._started:
+            if self._scope is not None and self._finished is not None:
                 with anyio.move_on_after(drain_timeout):
                     await self._finished.wait()
                 self._drained = self._finished.is_set()
@@ -151,7 +152,6 @@ class Subscription(Generic[E]):
                     await self._finished.wait()
             else:
                 self._drained = self._queue.statistics().queued == 0
-                self._finished.set()
         finally:
             self._detach(self)
         return self._drained
@@ -168,23 +168,24 @@ class Subscription(Generic[E]):
         self._close_queue()
         if self._drained is None:
             self._drained = False
-        self._scope.cancel()
-        if not self._started:
-            self._finished.set()
+        if self._scope is not None:
+            self._scope.cancel()
+        else:
             self._detach(self)
 
     def _start(self, task_group: anyio.abc.TaskGroup) -> None:
-        self._started = True
-        task_group.start_soon(self._run, name=f"bus subscriber {self._name}")
+        self._scope = anyio.CancelScope()
+        self._finished = anyio.Event()
+        task_group.start_soon(self._run, self._scope, self._finished, name=f"bus subscriber {self._name}")
 
-    async def _run(self) -> None:
+    async def _run(self, scope: anyio.CancelScope, finished: anyio.Event) -> None:
         try:
-            with self._scope:
+            with scope:
                 async with anyio.create_task_group() as tg:
                     for i in range(self._workers):
                         tg.start_soon(self._work, name=f"bus worker {self._name}[{i}]")
         finally:
-            self._finished.set()
+            finished.set()
             self._detach(self)
 
     def _offer(self, published: Published[E]) -> bool:
