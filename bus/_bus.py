@@ -55,7 +55,8 @@ class Bus:
             await bus.publish(KeyEvent(kind="MCPServer", key="ns/name"))
 
     Leaving the block normally drains (:meth:`aclose` with the default *drain_timeout*);
-    leaving it with an exception, or by cancellation, cancels the workers at once.
+    leaving it with an exception, or by cancellation, cancels the workers at once (and the
+    exception propagates unchanged).
 
     :param drain_timeout: default seconds :meth:`aclose` waits for subscribers to drain
     :param tracer_provider: OpenTelemetry tracer provider (the global one by default)
@@ -228,7 +229,10 @@ class Bus:
         finally:
             self._abort()
             try:
-                handled = await task_group.__aexit__(exc_type, exc, tb)
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    handled = await task_group.__aexit__(exc_type, exc, tb)
+                else:  # the body's own exception propagates as is, not in an ExceptionGroup
+                    handled = await task_group.__aexit__(None, None, None)
             finally:
                 self._state = _State.CLOSED
                 assert self._closed is not None
