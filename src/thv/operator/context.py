@@ -23,7 +23,7 @@ BY_TOOLCONFIG = "toolconfig"
 #: index on owned-object stores: "namespace/server-name" of the owning MCPServer
 BY_OWNER = "owner"
 
-Publish = Callable[[ObjectEvent], Awaitable[None]]
+Publish = Callable[[ObjectEvent], Awaitable[Any]]
 
 
 def _extauth_refs(server: MCPServer) -> list[str]:

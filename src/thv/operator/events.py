@@ -30,3 +30,11 @@ class ObjectEvent(msgspec.Struct, frozen=True, kw_only=True):
     def bus_key(self) -> str:
         """The coalescing key: one pending delivery per kind and object."""
         return f"{self.kind}:{self.key}"
+
+
+class ServerEvent(ObjectEvent, frozen=True, kw_only=True):
+    """An MCPServer key (topic of the renderers, the status writer and the server finalizer)."""
+
+
+class ConfigEvent(ObjectEvent, frozen=True, kw_only=True):
+    """An MCPToolConfig or MCPExternalAuthConfig key (topic of the hasher and finalizer guard)."""

@@ -1,0 +1,148 @@
+"""MCPServer status: phase, message, URL, mirrored config hashes, conditions, Events.
+
+Computed from current state only: the Store's Deployment tells whether the proxy is
+available and whether it already carries what the current configs render (only then are
+``externalAuthConfigHash``/``toolConfigHash`` advanced — "the objects were re-rendered").
+Events are emitted when a condition changes, so a resync never repeats them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bus import Requeue
+from thv.kube.resources import MCPSERVERS
+from thv.operator.context import Context
+from thv.operator.events import ServerEvent
+from thv.rbac import Need, declare
+from thv.render.names import service_url
+from thv.subscribers.owned import live
+from thv.subscribers.resolve import Resolved, Unresolved, resolve
+from thv.writers.apply import to_builtins
+from thv.writers.diff import is_subset
+
+NAME = "status-writer"
+declare(
+    NAME,
+    Need("toolhive.stacklok.dev", ("mcpservers/status",), ("get", "patch", "update")),
+    Need("", ("events",), ("create", "patch")),
+)
+READY = "Ready"
+TOKEN_EXCHANGE = "TokenExchangeEffective"
+
+
+def _deployment_state(ctx: Context, res: Resolved) -> tuple[bool, bool]:
+    """(rendered: live Deployment equals what is desired now, available)."""
+    ns = res.server.metadata.namespace or ""
+    dep = live(ctx.stores, "Deployment", ns, res.desired.deployment.metadata.name or "")
+    if dep is None:
+        return False, False
+    rendered = is_subset(to_builtins(res.desired.deployment), to_builtins(dep))
+    st = dep.status
+    gen = dep.metadata.generation or 0
+    available = bool(
+        st is not None and (st.observed_generation or 0) >= gen and (st.available_replicas or 0) >= 1
+    )
+    return rendered, available
+
+
+async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
+    """Compute and write one MCPServer's status (only when it differs)."""
+    server = ctx.stores.servers.get(event.key)
+    if server is None or server.metadata.deletion_timestamp:
+        return None
+    live_status: dict[str, Any] = to_builtins(server.status) or {}
+    ns, name = server.metadata.namespace or "", server.metadata.name or ""
+    gen = server.metadata.generation
+    res = await resolve(ctx, event.key)
+    conditions: list[dict[str, Any]] = []
+    desired: dict[str, Any] = {"observedGeneration": gen}
+    requeue: Requeue | None = None
+    warn: tuple[str, str] | None = None
+    if isinstance(res, Unresolved):
+        desired.update(phase="Failed", message=res.message)
+        conditions.append(
+            {
+                "type": READY,
+                "status": "False",
+                "reason": res.reason,
+                "message": res.message,
+                "observedGeneration": gen,
+            }
+        )
+        warn = (res.reason, res.message)
+        if res.retry_after:
+            requeue = Requeue(res.retry_after)
+    elif res is not None:
+        rendered, available = _deployment_state(ctx, res)
+        port = res.server.spec.effective_proxy_port()
+        desired["url"] = service_url(name, ns, port)
+        if rendered:
+            desired["externalAuthConfigHash"] = res.extauth_hash
+            desired["toolConfigHash"] = res.toolconfig_hash
+        if available and rendered:
+            desired.update(phase="Running", message="MCP server is running")
+            conditions.append(
+                {
+                    "type": READY,
+                    "status": "True",
+                    "reason": "DeploymentAvailable",
+                    "message": "proxy Deployment is available",
+                    "observedGeneration": gen,
+                }
+            )
+        else:
+            desired.update(phase="Pending", message="MCP server is starting")
+            conditions.append(
+                {
+                    "type": READY,
+                    "status": "False",
+                    "reason": "DeploymentNotAvailable" if rendered else "Rendering",
+                    "message": "proxy Deployment is not available yet",
+                    "observedGeneration": gen,
+                }
+            )
+        if res.external_auth is not None:
+            if res.desired.warnings:
+                msg = "; ".join(res.desired.warnings)
+                conditions.append(
+                    {
+                        "type": TOKEN_EXCHANGE,
+                        "status": "False",
+                        "reason": "RunnerIgnoresFlags",
+                        "message": msg,
+                        "observedGeneration": gen,
+                    }
+                )
+                warn = ("RunnerIgnoresFlags", msg)
+            else:
+                conditions.append(
+                    {
+                        "type": TOKEN_EXCHANGE,
+                        "status": "True",
+                        "reason": "Configured",
+                        "message": "token exchange is configured for the proxy",
+                        "observedGeneration": gen,
+                    }
+                )
+    else:
+        return None
+    desired["conditions"] = conditions
+    old = {c.get("type"): (c.get("status"), c.get("reason")) for c in live_status.get("conditions") or []}
+    wrote = await ctx.status.write(MCPSERVERS, name, ns, desired, live_status)
+    if wrote and warn is not None:
+        changed = any(
+            old.get(c["type"]) != (c["status"], c["reason"]) for c in conditions if c["status"] == "False"
+        )
+        if changed:
+            await ctx.recorder.event(
+                api_version=server.api_version,
+                kind="MCPServer",
+                name=name,
+                namespace=ns,
+                uid=server.metadata.uid,
+                type_="Warning",
+                reason=warn[0],
+                message=warn[1],
+            )
+    return requeue

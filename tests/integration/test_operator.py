@@ -1,0 +1,311 @@
+"""The operator end to end on the real control plane (seed phases 2-5).
+
+Each test runs its own operator (scoped to the test's namespace) as a ServiceAccount bound
+only to the generated ClusterRole. Assertions read the API server; write counts come from
+the API server's audit log, never from the operator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from operator_harness import OPERATOR_USER, run_operator, wait_for
+
+from thv.devcluster import ControlPlane
+
+G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
+
+
+def extauth(
+    name: str, audience: str = "mcp-backend", header: str | None = "X-Upstream-Token"
+) -> dict[str, Any]:
+    te: dict[str, Any] = {
+        "tokenUrl": "https://oauth.example.com/token",
+        "clientId": "test-client-id",
+        "clientSecretRef": {"name": "oauth-test-secret", "key": "client-secret"},
+        "audience": audience,
+        "scopes": ["read", "write"],
+    }
+    if header:
+        te["externalTokenHeaderName"] = header
+    return {
+        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
+        "kind": "MCPExternalAuthConfig",
+        "metadata": {"name": name},
+        "spec": {"type": "tokenExchange", "tokenExchange": te},
+    }
+
+
+def server(name: str, ref: str | None = "test-external-auth", **spec: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "image": "ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2",
+        "transport": "stdio",
+        "port": 8080,
+        "permissionProfile": {"type": "builtin", "name": "network"},
+        **spec,
+    }
+    if ref:
+        s["externalAuthConfigRef"] = {"name": ref}
+    return {
+        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
+        "kind": "MCPServer",
+        "metadata": {"name": name},
+        "spec": s,
+    }
+
+
+SECRET = {"metadata": {"name": "oauth-test-secret"}, "stringData": {"client-secret": "test-secret-value"}}
+
+
+def create(cp: ControlPlane, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    status, out = cp.api_request("POST", path, body)
+    assert status == 201, out
+    return out
+
+
+def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
+    status, out = cp.api_request("GET", path)
+    return out if status == 200 else None
+
+
+def container(dep: dict[str, Any]) -> dict[str, Any]:
+    c: dict[str, Any] = dep["spec"]["template"]["spec"]["containers"][0]
+    return c
+
+
+def env_var(dep: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((e for e in container(dep).get("env", []) if e["name"] == name), None)
+
+
+def operator_writes(cp: ControlPlane, mark: int, ns: str) -> list[str]:
+    return [w.describe() for w in cp.audit.writes(mark, user=OPERATOR_USER, namespace=ns)]
+
+
+def _setup(cp: ControlPlane, ns: str) -> None:
+    create(cp, f"/api/v1/namespaces/{ns}/secrets", SECRET)
+    create(cp, f"{G}/{ns}/mcpexternalauthconfigs", extauth("test-external-auth"))
+
+
+@pytest.mark.parametrize("use_configmap", [False, True], ids=["flags", "configmap"])
+def test_external_auth_end_to_end(
+    control_plane: ControlPlane, namespace: str, operator_kubeconfig_path: Path, use_configmap: bool
+) -> None:
+    cp, ns = control_plane, namespace
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=use_configmap):
+        _setup(cp, ns)
+        cfg_path = f"{G}/{ns}/mcpexternalauthconfigs/test-external-auth"
+        cfg = wait_for(
+            lambda: (
+                (c := get(cp, cfg_path))
+                and c.get("status", {}).get("configHash")
+                and c["metadata"].get("finalizers")
+                and c
+            ),
+            30,
+            "hash and finalizer",
+        )
+        assert "mcpexternalauthconfig.toolhive.stacklok.dev/finalizer" in cfg["metadata"]["finalizers"]
+        assert cfg["status"]["observedGeneration"] == cfg["metadata"]["generation"]
+        assert "referencingServers" not in cfg["status"]
+        create(cp, f"{G}/{ns}/mcpservers", server("external-auth-test"))
+        srv_path = f"{G}/{ns}/mcpservers/external-auth-test"
+        srv = wait_for(
+            lambda: (s := get(cp, srv_path)) and s.get("status", {}).get("phase") == "Running" and s,
+            90,
+            "phase Running",
+        )
+        assert srv["status"]["externalAuthConfigHash"] == cfg["status"]["configHash"]
+        assert (
+            srv["metadata"]["annotations"]["toolhive.stacklok.dev/externalauthconfig-hash"]
+            == cfg["status"]["configHash"]
+        )
+        assert srv["status"]["url"] == f"http://mcp-external-auth-test-proxy.{ns}.svc.cluster.local:8080"
+        dep = get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/external-auth-test")
+        assert dep is not None
+        secret_env = env_var(dep, "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET")
+        assert secret_env == {
+            "name": "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "oauth-test-secret", "key": "client-secret"}},
+        }
+        args = container(dep)["args"]
+        assert "test-secret-value" not in json.dumps(dep)
+        cm_path = f"/api/v1/namespaces/{ns}/configmaps/external-auth-test-runconfig"
+        if use_configmap:
+            assert not any(a.startswith("--token-exchange") for a in args)
+            cm = wait_for(lambda: get(cp, cm_path), 30, "runconfig ConfigMap")
+            assert cm["metadata"]["labels"]["toolhive.stacklok.io/mcp-server"] == "external-auth-test"
+            rc = json.loads(cm["data"]["runconfig.json"])
+            te = next(m for m in rc["middleware_configs"] if m["type"] == "tokenexchange")
+            tec = te["parameters"]["token_exchange_config"]
+            assert tec["token_url"] == "https://oauth.example.com/token"
+            assert tec["client_id"] == "test-client-id" and tec["audience"] == "mcp-backend"
+            assert tec["scopes"] == ["read", "write"] and tec["header_strategy"] == "custom"
+            assert tec["external_token_header_name"] == "X-Upstream-Token"
+            assert not tec.get("client_secret")
+            assert "test-secret-value" not in json.dumps(cm)
+            tmpl = dep["spec"]["template"]["metadata"]["annotations"]
+            assert (
+                tmpl["toolhive.stacklok.dev/runconfig-checksum"]
+                == cm["metadata"]["annotations"]["toolhive.stacklok.dev/content-checksum"]
+            )
+        else:
+            assert "--token-exchange-url=https://oauth.example.com/token" in args
+            assert "--token-exchange-audience=mcp-backend" in args
+            assert "--token-exchange-header-name=X-Upstream-Token" in args
+            assert get(cp, cm_path) is None
+
+        # a config change reaches the server: new hash, re-rendered Deployment, status mirrored
+        mark = cp.audit.mark()
+        status, _ = cp.api_request(
+            "PATCH", cfg_path, {"spec": {"tokenExchange": {"audience": "other-backend"}}}
+        )
+        assert status == 200
+        new_hash = wait_for(
+            lambda: (
+                (c := get(cp, cfg_path))
+                and c["status"]["configHash"] != cfg["status"]["configHash"]
+                and c["status"]["configHash"]
+            ),
+            30,
+            "new hash",
+        )
+        wait_for(
+            lambda: (s := get(cp, srv_path)) and s["status"].get("externalAuthConfigHash") == new_hash,
+            60,
+            "server status hash follows",
+        )
+        dep2 = get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/external-auth-test")
+        assert dep2 is not None
+        annotations = dep2["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["toolhive.stacklok.dev/externalauthconfig-hash"] == new_hash
+        writes = operator_writes(cp, mark, ns)
+        assert any("deployments" in w for w in writes), writes
+
+        # deletion: blocked while referenced, released when the reference goes
+        status, _ = cp.api_request("DELETE", cfg_path)
+        assert status == 200
+        blocked = wait_for(
+            lambda: (
+                (c := get(cp, cfg_path))
+                and any(x["type"] == "DeletionBlocked" for x in c["status"].get("conditions", []))
+                and c
+            ),
+            30,
+            "DeletionBlocked",
+        )
+        assert (
+            "external-auth-test"
+            in next(x for x in blocked["status"]["conditions"] if x["type"] == "DeletionBlocked")["message"]
+        )
+        _, events = cp.api_request("GET", f"/api/v1/namespaces/{ns}/events")
+        assert any(e["reason"] == "DeletionBlocked" for e in events["items"])
+        cp.api_request("DELETE", srv_path)
+        wait_for(lambda: get(cp, cfg_path) is None, 60, "config released and deleted")
+
+
+def test_missing_reference_fails_then_heals(
+    control_plane: ControlPlane, namespace: str, operator_kubeconfig_path: Path
+) -> None:
+    cp, ns = control_plane, namespace
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
+        create(cp, f"{G}/{ns}/mcpservers", server("lonely", ref="not-there"))
+        srv_path = f"{G}/{ns}/mcpservers/lonely"
+        srv = wait_for(
+            lambda: (s := get(cp, srv_path)) and s.get("status", {}).get("phase") == "Failed" and s,
+            30,
+            "Failed",
+        )
+        cond = next(c for c in srv["status"]["conditions"] if c["type"] == "Ready")
+        assert cond["reason"] == "ExternalAuthConfigNotFound" and "not-there" in cond["message"]
+        assert get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/lonely") is None
+        create(cp, f"/api/v1/namespaces/{ns}/secrets", SECRET)
+        create(cp, f"{G}/{ns}/mcpexternalauthconfigs", extauth("not-there"))
+        wait_for(
+            lambda: (s := get(cp, srv_path)) and s["status"].get("phase") == "Running", 90, "heals to Running"
+        )
+
+
+def test_resync_and_restart_cause_zero_writes(
+    control_plane: ControlPlane, namespace: str, operator_kubeconfig_path: Path
+) -> None:
+    cp, ns = control_plane, namespace
+    _setup(cp, ns)
+    for i in range(5):
+        create(cp, f"{G}/{ns}/mcpservers", server(f"s{i}"))
+    for i in range(20):
+        create(
+            cp,
+            f"{G}/{ns}/mcptoolconfigs",
+            {
+                "apiVersion": "toolhive.stacklok.dev/v1alpha1",
+                "kind": "MCPToolConfig",
+                "metadata": {"name": f"tc{i}"},
+                "spec": {"toolsFilter": ["fetch", f"t{i}"]},
+            },
+        )
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True) as running:
+        for i in range(5):
+            wait_for(
+                lambda i=i: (
+                    (s := get(cp, f"{G}/{ns}/mcpservers/s{i}"))
+                    and s.get("status", {}).get("phase") == "Running"
+                    and s.get("status", {}).get("externalAuthConfigHash")
+                ),
+                90,
+                f"s{i} Running",
+            )
+        for i in range(20):
+            wait_for(
+                lambda i=i: (
+                    (c := get(cp, f"{G}/{ns}/mcptoolconfigs/tc{i}")) and c.get("status", {}).get("configHash")
+                ),
+                30,
+                f"tc{i} hashed",
+            )
+
+        time.sleep(3)  # let the last echoes settle
+        mark = cp.audit.mark()
+
+        async def resync() -> None:
+            for inf in running.operator.informers:
+                await inf.resync()
+
+        running.call(resync)
+        time.sleep(5)
+        writes = operator_writes(cp, mark, ns)
+        assert writes == [], writes
+    mark = cp.audit.mark()
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
+        time.sleep(5)
+        writes = operator_writes(cp, mark, ns)
+        assert writes == [], writes
+
+
+def test_mode_switch_converges(
+    control_plane: ControlPlane, namespace: str, operator_kubeconfig_path: Path
+) -> None:
+    cp, ns = control_plane, namespace
+    _setup(cp, ns)
+    create(cp, f"{G}/{ns}/mcpservers", server("switch"))
+    cm_path = f"/api/v1/namespaces/{ns}/configmaps/switch-runconfig"
+    dep_path = f"/apis/apps/v1/namespaces/{ns}/deployments/switch"
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
+        wait_for(lambda: get(cp, cm_path), 60, "ConfigMap in ConfigMap mode")
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=False):
+        wait_for(lambda: get(cp, cm_path) is None, 60, "ConfigMap removed in flag mode")
+        dep = wait_for(
+            lambda: (
+                (d := get(cp, dep_path))
+                and any(a.startswith("--token-exchange-url") for a in container(d)["args"])
+                and d
+            ),
+            60,
+            "flag args",
+        )
+        assert not any(v["name"] == "runconfig" for v in dep["spec"]["template"]["spec"].get("volumes", []))
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
+        wait_for(lambda: get(cp, cm_path), 60, "ConfigMap back")
