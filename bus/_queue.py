@@ -179,9 +179,13 @@ class KeyedQueue(Generic[K, V]):
                 pass
             waiter = anyio.Event()
             self._getters.append(waiter)
+            timeout = self._until_next_due()
             try:
-                with anyio.move_on_after(self._until_next_due()):
+                if timeout == math.inf:
                     await waiter.wait()
+                else:
+                    with anyio.move_on_after(timeout):
+                        await waiter.wait()
             except BaseException:
                 if waiter.is_set():
                     self._wake(self._getters)  # pass the wake-up on

@@ -247,8 +247,11 @@ class Subscription(Generic[E]):
         ) as span:
             token = _current.set(Delivery(self._name, self._topic, key, attempt, pending.coalesced))
             try:
-                with anyio.fail_after(self._timeout):
+                if self._timeout is None:
                     result = await self._handler(latest.event)
+                else:
+                    with anyio.fail_after(self._timeout):
+                        result = await self._handler(latest.event)
             except RetryAfter as exc:
                 mark_failed(span, exc)
                 outcome, after = self._failed_attempt(key, attempt, exc, exc.delay)
