@@ -180,13 +180,20 @@ class Bus:
         if not subscriptions:
             return 0
         published = Published.capture(event, capture(), anyio.current_time())
-        full = [s for s in subscriptions if not s._offer(published)]
+        accepted = 0
+        full: list[Subscription[Any]] = []
+        for subscription in subscriptions:
+            offered = subscription._offer(published)
+            if offered:
+                accepted += 1
+            elif offered is not None:
+                full.append(subscription)
         if not full:
-            return len(subscriptions)
+            return accepted
         if len(full) == 1:
-            missed = int(not await full[0]._put(published))
+            results = [await full[0]._put(published)]
         else:
-            results: list[bool] = []
+            results = []
 
             async def put(subscription: Subscription[Any]) -> None:
                 results.append(await subscription._put(published))
@@ -194,10 +201,9 @@ class Bus:
             async with anyio.create_task_group() as tg:
                 for subscription in full:
                     tg.start_soon(put, subscription)
-            missed = results.count(False)
-        if missed and self._state in (_State.CLOSING, _State.CLOSED):
+        if not all(results) and self._state in (_State.CLOSING, _State.CLOSED):
             raise BusClosedError("the bus closed while the event waited for room")
-        return len(subscriptions) - missed
+        return accepted + sum(results)
 
     def stats(self) -> dict[str, SubscriberStats]:
         """Return a snapshot of every live subscription, by name (see :meth:`Subscription.stats`)."""

@@ -53,7 +53,7 @@ class Pending(Generic[E]):
 
     def link(self, sc: SpanContext | None) -> None:
         """Add a link to *sc* (ignored if invalid, duplicate, or over :data:`MAX_LINKS`)."""
-        if sc is None or sc == self.latest.origin:
+        if sc is None or not sc.is_valid or sc == self.latest.origin:
             return
         if self.links is None:
             self.links = [sc]

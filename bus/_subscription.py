@@ -14,7 +14,7 @@ from opentelemetry import trace
 
 from ._backoff import RetryPolicy
 from ._delivery import Delivery, Handler, Requeue, _current
-from ._errors import BusClosedError, RetryAfter, TerminalError
+from ._errors import RetryAfter, TerminalError
 from ._pending import Pending, Published, merge
 from ._queue import KeyedQueue
 from ._stats import DeliveryReport, Outcome, SubscriberStats
@@ -121,7 +121,7 @@ class Subscription(Generic[E]):
     async def aclose(self, drain_timeout: float = 10.0) -> bool:
         """Stop accepting events, deliver the queued ones, then stop the workers.
 
-        Queued keys (and keys re-queued because an event arrived during their delivery) are
+        The bus stops routing events to the subscription at once. Queued keys (and keys re-queued because an event arrived during their delivery) are
         delivered; pending retries and re-deliveries are dropped, and a failure while
         draining is not retried. Workers still busy after *drain_timeout* seconds are
         cancelled. Publishers waiting for room get :exc:`~bus.BusClosedError`. Idempotent.
@@ -158,6 +158,7 @@ class Subscription(Generic[E]):
 
     def _close_queue(self) -> None:
         self._closed = True
+        self._detach(self)  # no new events from now on
         abandoned = self._queue.close()
         if abandoned:
             self._abandoned += abandoned
@@ -188,17 +189,17 @@ class Subscription(Generic[E]):
             finished.set()
             self._detach(self)
 
-    def _offer(self, published: Published[E]) -> bool:
-        """Queue *published* if that needs no waiting; return whether it was queued.
+    def _offer(self, published: Published[E]) -> bool | None:
+        """Queue *published* if that needs no waiting.
 
-        :raises BusClosedError: if the subscription is closed
+        :returns: ``True`` if queued, ``False`` if the queue is full, ``None`` if closed
         """
         try:
             merged = self._queue.put_nowait(self._key(published.event), Pending.of(published))
         except anyio.WouldBlock:
             return False
         except anyio.ClosedResourceError:
-            raise BusClosedError(f"subscription {self._name!r} is closed") from None
+            return None
         self._count(merged)
         return True
 

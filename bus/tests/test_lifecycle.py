@@ -186,3 +186,37 @@ async def test_closing_a_bus_that_never_ran_reports_undelivered_events() -> None
     bus.subscribe(KeyEvent, handler)
     await bus.publish(KeyEvent(key="a"))  # queued: nothing runs it
     assert await bus.aclose() is False
+
+
+@pytest.mark.anyio
+async def test_a_draining_subscription_takes_no_new_events_and_blocks_no_publisher() -> None:
+    release = anyio.Event()
+    draining: Recorder[str] = Recorder()
+    other: Recorder[str] = Recorder()
+
+    async def slow(event: KeyEvent) -> None:
+        draining.add(event.key)
+        await release.wait()
+
+    async def fast(event: KeyEvent) -> None:
+        other.add(event.key)
+
+    async with Bus() as bus:
+        sub = bus.subscribe(KeyEvent, slow, name="slow")
+        bus.subscribe(KeyEvent, fast, name="fast")
+        await bus.publish(KeyEvent(key="a"))
+        await bus.publish(KeyEvent(key="b"))
+        await draining.wait_len(1)
+        async with anyio.create_task_group() as tg:
+
+            async def close() -> None:
+                assert await sub.aclose(drain_timeout=TIMEOUT) is True
+
+            tg.start_soon(close)
+            await anyio.wait_all_tasks_blocked()
+            assert sub.closed
+            assert await bus.publish(KeyEvent(key="c")) == 1  # only "fast" takes it
+            await other.wait_len(3)
+            release.set()
+    assert draining.items == ["a", "b"]
+    assert other.items == ["a", "b", "c"]
