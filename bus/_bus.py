@@ -114,7 +114,8 @@ class Bus:
         :param handler: ``async def handler(event) -> Requeue | None``
         :param name: unique name, used in logs, statistics and span names (default: the
             handler's qualified name)
-        :param key: the key of an event (default: its ``key`` attribute)
+        :param key: the key of an event (default: its ``key`` attribute); it runs inside
+            :meth:`publish`, must be cheap and must not raise
         :param workers: concurrent deliveries (of distinct keys)
         :param maxsize: most keys queued before publishers of a new key wait (``None``:
             unbounded; memory is then bounded by the number of distinct keys)
@@ -168,6 +169,7 @@ class Bus:
 
         The caller's OpenTelemetry context is captured: the delivery spans are its children.
         Like every anyio operation, the call is a checkpoint (it yields to other tasks).
+        Events published before the bus runs wait in the queues until it does.
 
         :returns: the number of subscriptions that took the event (one closed while this
             call waited for it is not counted)

@@ -121,10 +121,11 @@ class Subscription(Generic[E]):
     async def aclose(self, drain_timeout: float = 10.0) -> bool:
         """Stop accepting events, deliver the queued ones, then stop the workers.
 
-        The bus stops routing events to the subscription at once. Queued keys (and keys re-queued because an event arrived during their delivery) are
-        delivered; pending retries and re-deliveries are dropped, and a failure while
-        draining is not retried. Workers still busy after *drain_timeout* seconds are
-        cancelled. Publishers waiting for room get :exc:`~bus.BusClosedError`. Idempotent.
+        The bus stops routing events to the subscription at once. Queued keys (and keys
+        re-queued because an event arrived during their delivery) are delivered; pending
+        retries and re-deliveries are dropped, and a failure while draining is not retried.
+        Workers still busy after *drain_timeout* seconds are cancelled. Publishers waiting
+        for room in this queue stop waiting for it. Idempotent.
 
         :returns: whether everything queued was delivered within *drain_timeout*
         """
@@ -134,26 +135,23 @@ class Subscription(Generic[E]):
             return self._drained
         self._drained = False
         self._close_queue()
-        try:
-            if self._scope is not None and self._finished is not None:
-                with anyio.move_on_after(drain_timeout):
-                    await self._finished.wait()
-                self._drained = self._finished.is_set()
-                if not self._drained:
-                    left = self._queue.statistics()
-                    logger.warning(
-                        "subscriber %s: drain timed out after %gs with %d queued and %d in flight; cancelling",
-                        self._name,
-                        drain_timeout,
-                        left.queued,
-                        left.processing,
-                    )
-                    self._scope.cancel()
-                    await self._finished.wait()
-            else:
-                self._drained = self._queue.statistics().queued == 0
-        finally:
-            self._detach(self)
+        if self._scope is None or self._finished is None:  # never ran
+            self._drained = self._queue.statistics().queued == 0
+            return self._drained
+        with anyio.move_on_after(drain_timeout):
+            await self._finished.wait()
+        self._drained = self._finished.is_set()
+        if not self._drained:
+            left = self._queue.statistics()
+            logger.warning(
+                "subscriber %s: drain timed out after %gs with %d queued and %d in flight; cancelling",
+                self._name,
+                drain_timeout,
+                left.queued,
+                left.processing,
+            )
+            self._scope.cancel()
+            await self._finished.wait()
         return self._drained
 
     def _close_queue(self) -> None:
@@ -171,8 +169,6 @@ class Subscription(Generic[E]):
             self._drained = False
         if self._scope is not None:
             self._scope.cancel()
-        else:
-            self._detach(self)
 
     def _start(self, task_group: anyio.abc.TaskGroup) -> None:
         self._scope = anyio.CancelScope()
@@ -187,7 +183,6 @@ class Subscription(Generic[E]):
                         tg.start_soon(self._work, name=f"bus worker {self._name}[{i}]")
         finally:
             finished.set()
-            self._detach(self)
 
     def _offer(self, published: Published[E]) -> bool | None:
         """Queue *published* if that needs no waiting.
