@@ -26,6 +26,8 @@ class Need:
 
 
 _REGISTRY: dict[str, tuple[Need, ...]] = {}
+#: declarations granted by a namespaced Role instead (the chart's leader-election Role)
+NAMESPACED_OWNERS = frozenset({"leader-election"})
 
 
 def declare(owner: str, *needs: Need) -> tuple[Need, ...]:
@@ -57,8 +59,9 @@ def merge(needs: Iterable[Need]) -> list[dict[str, Any]]:
 def cluster_role(name: str = "thv-operator-manager-role") -> dict[str, Any]:
     """The operator's ClusterRole from every declaration (importing the operator first)."""
     import thv.operator.components  # noqa: F401  (registers every declaration)
+    import thv.operator.leader  # noqa: F401
 
-    rules = merge(n for needs in _REGISTRY.values() for n in needs)
+    rules = merge(n for owner, needs in _REGISTRY.items() if owner not in NAMESPACED_OWNERS for n in needs)
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",

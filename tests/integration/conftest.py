@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,3 +18,10 @@ def operator_kubeconfig_path(
 ) -> Iterator[Path]:
     install_crds(control_plane)
     yield operator_kubeconfig(control_plane, tmp_path_factory.mktemp("operator"))
+
+
+# the Keycloak fixtures of the proxy tests, for the operator → proxy → Keycloak chain
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proxy"))
+from proxy_fixtures import keycloak, keycloak_roundtrip, keycloak_upstream, proxy_server  # noqa: E402
+
+__all__ = ["keycloak", "keycloak_roundtrip", "keycloak_upstream", "operator_kubeconfig_path", "proxy_server"]

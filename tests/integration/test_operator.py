@@ -236,7 +236,7 @@ def test_resync_and_restart_cause_zero_writes(
     _setup(cp, ns)
     for i in range(5):
         create(cp, f"{G}/{ns}/mcpservers", server(f"s{i}"))
-    for i in range(20):
+    for i in range(100):
         create(
             cp,
             f"{G}/{ns}/mcptoolconfigs",
@@ -258,7 +258,7 @@ def test_resync_and_restart_cause_zero_writes(
                 90,
                 f"s{i} Running",
             )
-        for i in range(20):
+        for i in range(100):
             wait_for(
                 lambda i=i: (
                     (c := get(cp, f"{G}/{ns}/mcptoolconfigs/tc{i}")) and c.get("status", {}).get("configHash")

@@ -667,7 +667,15 @@ class MCPToolConfigList(msgspec.Struct, rename="camel", omit_defaults=True, kw_o
 class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """RFC 8693 OAuth 2.0 Token Exchange."""
 
-    token_url: Annotated[str, describe("OAuth 2.0 token endpoint URL used for the exchange.")]
+    token_url: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=2048,
+            pattern=r"^https?://\S+$",
+            description="OAuth 2.0 token endpoint URL used for the exchange (http or https).",
+        ),
+    ]
     client_id: Annotated[str | None, describe("OAuth 2.0 client identifier (optional for some flows).")] = (
         None
     )
@@ -678,7 +686,10 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
             extra_json_schema=_ATOMIC_MAP,
         ),
     ] = None
-    audience: Annotated[str, describe("Target audience of the exchanged token.")]
+    audience: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=1024, description="Target audience of the exchanged token."),
+    ]
     scopes: Annotated[StringList | None, describe("OAuth 2.0 scopes to request.")] = None
     subject_token_type: Annotated[
         Annotated[str, msgspec.Meta(pattern=SUBJECT_TOKEN_TYPE_PATTERN)] | None,
@@ -688,7 +699,7 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
         ),
     ] = None
     external_token_header_name: Annotated[
-        str | None,
+        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)] | None,
         describe(
             "Custom header that receives the exchanged token; when unset the exchanged token "
             "replaces the Authorization header."
