@@ -670,10 +670,8 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
     token_url: Annotated[
         str,
         msgspec.Meta(
-            min_length=1,
-            max_length=2048,
-            pattern=r"^https?://\S+$",
             description="OAuth 2.0 token endpoint URL used for the exchange (http or https).",
+            extra_json_schema={"minLength": 1, "maxLength": 2048, "pattern": r"^https?://\S+$"},
         ),
     ]
     client_id: Annotated[str | None, describe("OAuth 2.0 client identifier (optional for some flows).")] = (
@@ -688,7 +686,10 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
     ] = None
     audience: Annotated[
         str,
-        msgspec.Meta(min_length=1, max_length=1024, description="Target audience of the exchanged token."),
+        msgspec.Meta(
+            description="Target audience of the exchanged token.",
+            extra_json_schema={"minLength": 1, "maxLength": 1024},
+        ),
     ]
     scopes: Annotated[StringList | None, describe("OAuth 2.0 scopes to request.")] = None
     subject_token_type: Annotated[
@@ -699,7 +700,11 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
         ),
     ] = None
     external_token_header_name: Annotated[
-        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", max_length=256)] | None,
+        Annotated[
+            str,
+            msgspec.Meta(extra_json_schema={"pattern": r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", "maxLength": 256}),
+        ]
+        | None,
         describe(
             "Custom header that receives the exchanged token; when unset the exchanged token "
             "replaces the Authorization header."
