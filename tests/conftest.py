@@ -99,7 +99,12 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
         assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 30s"
         time.sleep(0.1)
     yield name
-    control_plane.api_request("DELETE", f"/api/v1/namespaces/{name}")
+    for attempt in range(10):  # the apiserver may still be settling after a fault-injection test
+        try:
+            control_plane.api_request("DELETE", f"/api/v1/namespaces/{name}")
+            break
+        except OSError:
+            time.sleep(0.5 * (attempt + 1))
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,7 @@ def merge(needs: Iterable[Need]) -> list[dict[str, Any]]:
 
 def cluster_role(name: str = "thv-operator-manager-role") -> dict[str, Any]:
     """The operator's ClusterRole from every declaration (importing the operator first)."""
-    import thv.operator.components  # noqa: F401  (registers every declaration)
+    import thv.operator.components
     import thv.operator.leader  # noqa: F401
 
     rules = merge(n for owner, needs in _REGISTRY.items() if owner not in NAMESPACED_OWNERS for n in needs)
