@@ -132,11 +132,7 @@ def main() -> int:
                 say(f"N={n}: resync with nothing changed")
                 mark = cp.audit.mark()
 
-                async def resync() -> None:
-                    for inf in running.operator.informers:
-                        await inf.resync()
-
-                running.call(resync)
+                running.call(running.operator.resync_all)
                 time.sleep(5)
                 idle = len(cp.audit.writes(mark, user=OPERATOR_USER, namespace=ns))
                 rows.append((n, latency, len(writes), dict(by), idle))

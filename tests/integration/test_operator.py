@@ -270,11 +270,7 @@ def test_resync_and_restart_cause_zero_writes(
         time.sleep(3)  # let the last echoes settle
         mark = cp.audit.mark()
 
-        async def resync() -> None:
-            for inf in running.operator.informers:
-                await inf.resync()
-
-        running.call(resync)
+        running.call(running.operator.resync_all)
         time.sleep(5)
         writes = operator_writes(cp, mark, ns)
         assert writes == [], writes

@@ -127,12 +127,16 @@ class Operator:
                     )
                 )
 
+    async def resync_all(self) -> None:
+        """Re-announce every key of every source (no API calls)."""
+        with _tracer.start_as_current_span("resync"):
+            for informer in self.informers:
+                await informer.resync()
+
     async def _resync(self) -> None:
         while True:
             await anyio.sleep(self.resync_period * random.uniform(0.9, 1.1))
-            with _tracer.start_as_current_span("resync"):
-                for informer in self.informers:
-                    await informer.resync()
+            await self.resync_all()
 
     async def _queue_gauges(self) -> None:
         while True:

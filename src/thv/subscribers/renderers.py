@@ -18,7 +18,7 @@ from thv.operator.events import ServerEvent
 from thv.rbac import WRITE, Need, declare
 from thv.render.names import runconfig_configmap_name
 from thv.subscribers.owned import RESOURCES, live
-from thv.subscribers.resolve import Unresolved, resolve
+from thv.subscribers.resolve import Resolved, Unresolved, resolve
 
 WORKLOAD = "workload-renderer"
 CONFIGMAP = "configmap-renderer"
@@ -42,13 +42,16 @@ declare(
 declare(CONFIGMAP, Need("", ("configmaps",), WRITE))
 
 
+def _wait(res: Unresolved | None) -> Requeue | None:
+    """Nothing to apply: re-check later only for inputs thv does not watch."""
+    return Requeue(res.retry_after) if res is not None and res.retry_after else None
+
+
 async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Apply the Deployment, Service, RBAC and authz ConfigMap of one MCPServer."""
     res = await resolve(ctx, event.key)
-    if res is None:
-        return None
-    if isinstance(res, Unresolved):
-        return Requeue(res.retry_after) if res.retry_after else None
+    if not isinstance(res, Resolved):
+        return _wait(res)
     ns = res.server.metadata.namespace or ""
     for obj in res.desired.objects():
         if obj.kind == "ConfigMap" and obj is res.desired.runconfig_configmap:
@@ -65,10 +68,8 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
 async def render_configmap(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Apply (ConfigMap mode) or remove (flag mode) the RunConfig ConfigMap."""
     res = await resolve(ctx, event.key)
-    if res is None:
-        return None
-    if isinstance(res, Unresolved):
-        return Requeue(res.retry_after) if res.retry_after else None
+    if not isinstance(res, Resolved):
+        return _wait(res)
     ns = res.server.metadata.namespace or ""
     name = runconfig_configmap_name(res.server.metadata.name or "")
     current = live(ctx.stores, "ConfigMap", ns, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import msgspec
@@ -17,18 +18,53 @@ MANAGED_BY = "thv"
 _enc = msgspec.json.Encoder()
 
 
+class _RV(msgspec.Struct, rename="camel"):
+    resource_version: str = ""
+
+
+class _Answer(msgspec.Struct):
+    metadata: _RV = msgspec.field(default_factory=_RV)
+
+
+_meta_dec = msgspec.json.Decoder(_Answer)
+
+
 def to_builtins(obj: Any) -> Any:
     """A Struct (or builtins) as plain JSON-like builtins, omitting unset fields."""
     return msgspec.to_builtins(obj) if obj is not None else None
 
 
-class Applier:
-    """Applies desired objects with field manager ``thv`` when they differ from live state."""
+class _Sent(msgspec.Struct):
+    body: bytes
+    resource_version: str
+    at: float
 
-    def __init__(self, client: KubeClient) -> None:
+
+class Applier:
+    """Applies desired objects with field manager ``thv`` when they differ from live state.
+
+    Consistency tracking (as kopf does): after an apply, the Store may still hold the older
+    object until the watch echoes the write. While the Store has not yet seen the
+    resourceVersion the apply returned, re-sending the *identical* body is skipped, for at most
+    ``consistency_timeout`` seconds; any other body, or after the window, is compared as usual.
+    """
+
+    def __init__(self, client: KubeClient, consistency_timeout: float = 5.0) -> None:
         self.client = client
+        self.consistency_timeout = consistency_timeout
         #: applies sent (for tests and benchmarks)
         self.writes = 0
+        self._sent: dict[tuple[str, str | None, str], _Sent] = {}
+
+    def _in_flight(self, key: tuple[str, str | None, str], body: bytes, live: Any | None) -> bool:
+        sent = self._sent.get(key)
+        if sent is None:
+            return False
+        live_rv = getattr(getattr(live, "metadata", None), "resource_version", None)
+        if live_rv == sent.resource_version or time.monotonic() - sent.at > self.consistency_timeout:
+            del self._sent[key]
+            return False
+        return sent.body == body
 
     async def apply(self, res: Resource, desired: Any, live: Any | None) -> bool:
         """Apply ``desired`` unless ``live`` already holds it. Returns True if it wrote.
@@ -43,8 +79,13 @@ class Applier:
         if live is not None and is_subset(body, to_builtins(live)):
             return False
         name, ns = meta["name"], meta.get("namespace")
+        key = (str(res), ns, name)
+        encoded = _enc.encode(body)
+        if self._in_flight(key, encoded, live):
+            return False
         log.info("apply %s %s/%s", res.kind, ns, name)
-        await self.client.apply(res, name, _enc.encode(body), ns)
+        answer = _meta_dec.decode(await self.client.apply(res, name, encoded, ns))
+        self._sent[key] = _Sent(encoded, answer.metadata.resource_version, time.monotonic())
         self.writes += 1
         return True
 
