@@ -22,6 +22,21 @@ def operator_kubeconfig_path(
 
 # the Keycloak fixtures of the proxy tests, for the operator → proxy → Keycloak chain
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "proxy"))
-from proxy_fixtures import keycloak, keycloak_roundtrip, keycloak_upstream, proxy_server  # noqa: E402
+from proxy_fixtures import (  # noqa: E402
+    keycloak,
+    keycloak_roundtrip,
+    keycloak_upstream,
+    proxy_server,
+    span_exporter,
+    spans,
+)
 
-__all__ = ["keycloak", "keycloak_roundtrip", "keycloak_upstream", "operator_kubeconfig_path", "proxy_server"]
+__all__ = [
+    "keycloak",
+    "keycloak_roundtrip",
+    "keycloak_upstream",
+    "operator_kubeconfig_path",
+    "proxy_server",
+    "span_exporter",
+    "spans",
+]

@@ -136,6 +136,7 @@ def run_operator(
     resync_period: float = 300.0,
     leader_election_namespace: str | None = None,
     runner_image: str = RUNNER_IMAGE,
+    health_address: tuple[str, int] | None = None,
 ) -> Iterator[RunningOperator]:
     """Start an operator in a thread; yields once its caches are synced and subscribers run."""
     settings = OperatorSettings(runner_image=runner_image, use_configmap=use_configmap)
@@ -152,6 +153,7 @@ def run_operator(
                 namespaces=namespaces,
                 resync_period=resync_period,
                 leader_election_namespace=leader_election_namespace,
+                health_address=health_address,
             )
 
         op = portal.call(make)
