@@ -4,7 +4,9 @@ the env var at ``containers[0]``, the pod label. Also after the scenario's switc
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,67 +17,26 @@ from thv.api.crds import MCPExternalAuthConfig, MCPServer
 from thv.render.desired import Desired, render
 from thv.render.settings import OperatorSettings
 
-SECRET = """
-apiVersion: v1
-kind: Secret
-metadata: {name: oauth-test-secret, namespace: toolhive-system}
-type: Opaque
-stringData:
-  client-secret: test-secret-value
-"""
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "chainsaw-external-auth.yaml"
+_DOCS = {d["kind"]: d for d in yaml.safe_load_all(FIXTURE.read_text()) if d}
+SECRET = _DOCS["Secret"]
 
-EXTAUTH = """
-apiVersion: toolhive.stacklok.dev/v1alpha1
-kind: MCPExternalAuthConfig
-metadata:
-  name: test-external-auth
-  namespace: toolhive-system
-spec:
-  type: tokenExchange
-  tokenExchange:
-    tokenUrl: https://oauth.example.com/token
-    clientId: test-client-id
-    clientSecretRef:
-      name: oauth-test-secret
-      key: client-secret
-    audience: mcp-backend
-    scopes:
-      - read
-      - write
-    externalTokenHeaderName: X-Upstream-Token
-status:
-  configHash: 5f0c1a2b
-"""
 
-MCPSERVER = """
-apiVersion: toolhive.stacklok.dev/v1alpha1
-kind: MCPServer
-metadata:
-  name: external-auth-test
-  namespace: toolhive-system
-  uid: 0f4b2c8e-0000-4000-8000-000000000001
-spec:
-  image: ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2
-  transport: stdio
-  port: 8080
-  externalAuthConfigRef:
-    name: test-external-auth
-  permissionProfile:
-    type: builtin
-    name: network
-  resources:
-    limits:
-      cpu: "100m"
-      memory: "128Mi"
-    requests:
-      cpu: "50m"
-      memory: "64Mi"
-"""
+def _extauth() -> dict[str, Any]:
+    doc = copy.deepcopy(_DOCS["MCPExternalAuthConfig"])
+    doc["status"] = {"configHash": "5f0c1a2b"}  # set by the operator on a live cluster
+    return doc
+
+
+def _mcpserver() -> dict[str, Any]:
+    doc = copy.deepcopy(_DOCS["MCPServer"])
+    doc["metadata"]["uid"] = "0f4b2c8e-0000-4000-8000-000000000001"  # set by the API server
+    return doc
 
 
 def scenario(use_configmap: bool) -> Desired:
-    ext = msgspec.convert(yaml.safe_load(EXTAUTH), MCPExternalAuthConfig)
-    srv = msgspec.convert(yaml.safe_load(MCPSERVER), MCPServer)
+    ext = msgspec.convert(_extauth(), MCPExternalAuthConfig)
+    srv = msgspec.convert(_mcpserver(), MCPServer)
     return render(srv, OperatorSettings(use_configmap=use_configmap), external_auth=ext)
 
 
@@ -207,7 +168,7 @@ def test_step10_cleanup_in_flag_mode_deletes_the_runconfig_configmap() -> None:
 
 @pytest.mark.parametrize("use_configmap", [True, False])
 def test_the_secret_value_is_nowhere(use_configmap: bool) -> None:
-    assert yaml.safe_load(SECRET)["stringData"]["client-secret"] == "test-secret-value"
+    assert SECRET["stringData"]["client-secret"] == "test-secret-value"
     d = scenario(use_configmap)
     assert "test-secret-value" not in json.dumps(d.bodies())
     assert "test-secret-value" not in " ".join(d.args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -20,49 +21,14 @@ from thv.api.crds import (
     MCPToolConfig,
 )
 
-# upstream chainsaw test external-auth-configmap fixtures (toolhive-operator.md §14)
-CHAINSAW = """
-apiVersion: toolhive.stacklok.dev/v1alpha1
-kind: MCPExternalAuthConfig
-metadata:
-  name: test-external-auth
-  namespace: toolhive-system
-spec:
-  type: tokenExchange
-  tokenExchange:
-    tokenUrl: https://oauth.example.com/token
-    clientId: test-client-id
-    clientSecretRef:
-      name: oauth-test-secret
-      key: client-secret
-    audience: mcp-backend
-    scopes:
-      - read
-      - write
-    externalTokenHeaderName: X-Upstream-Token
----
-apiVersion: toolhive.stacklok.dev/v1alpha1
-kind: MCPServer
-metadata:
-  name: external-auth-test
-  namespace: toolhive-system
-spec:
-  image: ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2
-  transport: stdio
-  port: 8080
-  externalAuthConfigRef:
-    name: test-external-auth
-  permissionProfile:
-    type: builtin
-    name: network
-  resources:
-    limits:
-      cpu: "100m"
-      memory: "128Mi"
-    requests:
-      cpu: "50m"
-      memory: "64Mi"
-"""
+# upstream chainsaw test external-auth-configmap fixtures (toolhive-operator.md §14), without the Secret
+CHAINSAW = "---".join(
+    part
+    for part in (Path(__file__).resolve().parents[1] / "fixtures" / "chainsaw-external-auth.yaml")
+    .read_text()
+    .split("---")
+    if "kind: Secret" not in part
+)
 
 TOOLCONFIG = """
 apiVersion: toolhive.stacklok.dev/v1alpha1
