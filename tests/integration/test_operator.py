@@ -201,8 +201,15 @@ def test_external_auth_end_to_end(
             "external-auth-test"
             in next(x for x in blocked["status"]["conditions"] if x["type"] == "DeletionBlocked")["message"]
         )
-        _, events = cp.api_request("GET", f"/api/v1/namespaces/{ns}/events")
-        assert any(e["reason"] == "DeletionBlocked" for e in events["items"])
+        # the guard writes the condition, then posts the Event
+        wait_for(
+            lambda: any(
+                e["reason"] == "DeletionBlocked"
+                for e in cp.api_request("GET", f"/api/v1/namespaces/{ns}/events")[1]["items"]
+            ),
+            30,
+            "DeletionBlocked Event",
+        )
         cp.api_request("DELETE", srv_path)
         wait_for(lambda: get(cp, cfg_path) is None, 60, "config released and deleted")
 

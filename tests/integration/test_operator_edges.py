@@ -38,8 +38,15 @@ def test_upstream_runner_in_flag_mode_is_loud(
 
         conds = wait_for(warned, 60, "TokenExchangeEffective=False")
         assert conds["TokenExchangeEffective"]["reason"] == "RunnerIgnoresFlags"
-        _, events = cp.api_request("GET", f"/api/v1/namespaces/{ns}/events")
-        assert any(e["reason"] == "RunnerIgnoresFlags" and e["type"] == "Warning" for e in events["items"])
+        # the status writer writes the condition, then posts the Event
+        wait_for(
+            lambda: any(
+                e["reason"] == "RunnerIgnoresFlags" and e["type"] == "Warning"
+                for e in cp.api_request("GET", f"/api/v1/namespaces/{ns}/events")[1]["items"]
+            ),
+            30,
+            "RunnerIgnoresFlags Warning Event",
+        )
 
 
 def test_missing_secret_key_fails_then_heals(
