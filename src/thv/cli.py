@@ -104,7 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--runner-image", default=os.environ.get("TOOLHIVE_RUNNER_IMAGE"))
     render.add_argument(
-        "--diff", action="store_true", help="diff against the live cluster instead of printing"
+        "--diff",
+        action="store_true",
+        help="compare with the live cluster: print same/differs/missing per object and a unified "
+        "diff of the fields thv sets; exit 1 when anything differs",
+    )
+    render.add_argument(
+        "--namespace", "-n", default=None, help="namespace for manifests without one (default: default)"
     )
     _add_kube_flags(render)
 
@@ -138,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one clear line, no traceback, for anything unexpected at the top
         if os.environ.get("THV_DEBUG"):
             raise
-        print(f"thv: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        expected = type(exc).__name__ in ("ConfigError", "FileNotFoundError", "PermissionError")
+        print(f"thv: error: {exc if expected else f'{type(exc).__name__}: {exc}'}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -163,7 +163,13 @@ def test_only_the_leader_writes_and_leadership_moves(
             )
             assert second.operator.ctx.applier.writes == 0 and second.operator.ctx.status.writes == 0
             assert first.operator.ctx.applier.writes > 0
-            first.future.cancel()  # the leader dies without releasing the lease
+            assert first.operator.elector is not None
+
+            async def crash() -> None:  # the leader dies without releasing the lease
+                return None
+
+            first.operator.elector.release = crash  # type: ignore[method-assign]
+            first.future.cancel()
             t0 = time.monotonic()
             wait_for(lambda: second.operator.ready.is_set(), 40, "second takes over")
             handover = time.monotonic() - t0

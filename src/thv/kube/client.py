@@ -7,6 +7,7 @@ apply, precise patches, streaming watches) lives here so the rest of thv never s
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from collections.abc import AsyncIterator, Mapping
@@ -39,14 +40,24 @@ async def connect(
     """Connect using a kubeconfig (path or default) or the in-cluster service account."""
     kwargs: dict[str, Any] = {}
     if kubeconfig:
+        if not await (await anyio.Path(kubeconfig).expanduser()).is_file():
+            raise ConfigError(f"kubeconfig {kubeconfig} does not exist")
         kwargs["kubeconfig"] = kubeconfig
     if context:
         kwargs["context"] = context
     with warnings.catch_warnings():
         # kr8s warns about server versions newer than it was tested with; thv pins its own.
         warnings.filterwarnings("ignore", message="Kubernetes version", category=UserWarning)
-        api = await kr8s.asyncio.api(**kwargs)
+        try:
+            api = await kr8s.asyncio.api(**kwargs)
+        except ValueError as exc:  # kr8s: "Unable to find valid credentials"
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config or in-cluster"
+            raise ConfigError(f"no usable Kubernetes credentials ({where}): {exc}") from exc
     return KubeClient(api, timeout=timeout)
+
+
+class ConfigError(Exception):
+    """No usable kubeconfig or in-cluster credentials."""
 
 
 class KubeClient:

@@ -168,7 +168,12 @@ class Operator:
             self.ready.set()
             tg.start_soon(self._resync)
             tg.start_soon(self._queue_gauges)
-            await anyio.sleep_forever()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                if self.elector is not None and self.elector.is_leader:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                        await self.elector.release()
 
     async def _lead(self, scope: anyio.CancelScope) -> None:
         assert self.elector is not None

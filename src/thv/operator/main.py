@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
 import anyio
 
@@ -21,7 +22,7 @@ def _addr(value: str) -> tuple[str, int]:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the operator until interrupted."""
     configure_logging(args.log_level, json=args.log_format == "json")
-    configure_tracing()
+    provider = configure_tracing()
     from thv.kube import connect
     from thv.operator.app import Operator
     from thv.render.settings import OperatorSettings
@@ -45,7 +46,23 @@ def run_from_args(args: argparse.Namespace) -> int:
             "configmap" if settings.use_configmap else "flags",
             args.namespace or "all",
         )
-        await op.run()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            await op.run()
 
-    anyio.run(_main)
+    try:
+        anyio.run(_main)
+    finally:
+        provider.shutdown()  # flush spans still queued for the exporter
+    log.info("thv operator stopped")
     return 0
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """SIGTERM (kubelet, ``kill``) and SIGINT stop the operator cleanly: watches and workers are
+    cancelled, the leader Lease is released so a standby takes over at once, and exit code is 0."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s: shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return

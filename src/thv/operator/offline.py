@@ -29,13 +29,14 @@ def _load(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def render_docs(
-    docs: list[dict[str, Any]], settings: OperatorSettings
+    docs: list[dict[str, Any]], settings: OperatorSettings, namespace: str = "default"
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(objects, errors) for every MCPServer among ``docs``."""
+    """(objects, errors) for every MCPServer among ``docs``; ``namespace`` is the default for
+    documents without one (like ``kubectl apply -n``)."""
     by_kind: dict[tuple[str, str, str], dict[str, Any]] = {}
     for d in docs:
         meta = d.get("metadata") or {}
-        by_kind[(d.get("kind", ""), meta.get("namespace") or "default", meta.get("name", ""))] = d
+        by_kind[(d.get("kind", ""), meta.get("namespace") or namespace, meta.get("name", ""))] = d
     out: list[dict[str, Any]] = []
     errors: list[str] = []
     for (kind, ns, name), doc in by_kind.items():
@@ -81,9 +82,28 @@ def render_docs(
     return out, errors
 
 
+def project(live: Any, want: Any) -> Any:
+    """``live`` cut down to the fields ``want`` sets: what the operator owns of the live object
+    (server-set fields such as status, uid or defaulted specs are left out of the diff)."""
+    if isinstance(want, dict) and isinstance(live, dict):
+        return {k: project(live[k], v) for k, v in want.items() if k in live}
+    if isinstance(want, list) and isinstance(live, list) and len(want) == len(live):
+        return [project(lv, wv) for lv, wv in zip(live, want, strict=True)]
+    return live
+
+
+def unified_diff(live: Any, want: Any, label: str) -> list[str]:
+    """A unified diff (YAML) from the live projection to the rendered object."""
+    import difflib
+
+    a = yaml.safe_dump(live, sort_keys=True).splitlines(keepends=True)
+    b = yaml.safe_dump(want, sort_keys=True).splitlines(keepends=True)
+    return list(difflib.unified_diff(a, b, label, "rendered"))
+
+
 def render_files(args: argparse.Namespace) -> int:
     settings = OperatorSettings.from_env(use_configmap=args.use_configmap, runner_image=args.runner_image)
-    objs, errors = render_docs(_load(args.filename), settings)
+    objs, errors = render_docs(_load(args.filename), settings, args.namespace or "default")
     for e in errors:
         print(f"thv render: {e}", file=sys.stderr)
     if args.diff:
@@ -96,22 +116,32 @@ def _diff(args: argparse.Namespace, objs: list[dict[str, Any]]) -> int:
     import anyio
 
     from thv.kube import connect
+    from thv.kube.resources import MCPSERVERS
     from thv.subscribers.owned import RESOURCES
     from thv.writers.diff import is_subset
 
     async def run() -> int:
         client = await connect(args.kubeconfig, args.context)
         differ = 0
+        owner_uids: dict[tuple[str, str], str] = {}
         for obj in objs:
             meta = obj["metadata"]
+            # offline renders have no owner UID: take the live MCPServer's, so an object owned
+            # by the right server compares equal
+            for ref in meta.get("ownerReferences") or []:
+                if ref.get("kind") == "MCPServer" and not ref.get("uid"):
+                    key = (meta.get("namespace") or "", ref["name"])
+                    if key not in owner_uids:
+                        owner = await client.get_or_none(MCPSERVERS, ref["name"], key[0])
+                        owner_uids[key] = msgspec.json.decode(owner)["metadata"]["uid"] if owner else ""
+                    ref["uid"] = owner_uids[key]
             live = await client.get_or_none(RESOURCES[obj["kind"]], meta["name"], meta.get("namespace"))
-            state = (
-                "missing"
-                if live is None
-                else ("same" if is_subset(obj, msgspec.json.decode(live)) else "differs")
-            )
+            current = None if live is None else msgspec.json.decode(live)
+            state = "missing" if current is None else ("same" if is_subset(obj, current) else "differs")
             differ += state != "same"
             print(f"{state:8} {obj['kind']} {meta.get('namespace')}/{meta['name']}")
+            if state == "differs":
+                sys.stdout.writelines(unified_diff(project(current, obj), obj, f"live {obj['kind']}"))
         return 1 if differ else 0
 
     return anyio.run(run)
