@@ -39,6 +39,10 @@ def wait_for(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condit
 
 
 def install_crds(cp: ControlPlane) -> None:
+    """Install (or update) the CRDs and wait until established. When one is new, restart the
+    controller manager so its garbage collector watches the new kinds at once (it otherwise
+    finds them at its 30 s discovery re-sync, and objects owned by a deleted MCPServer linger)."""
+    created = False
     for crd in crd_objects():
         name = crd["metadata"]["name"]
         status, body = cp.api_request(
@@ -49,6 +53,7 @@ def install_crds(cp: ControlPlane) -> None:
                 "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd
             )
             assert status == 201, body
+            created = True
         else:
             crd["metadata"]["resourceVersion"] = body["metadata"]["resourceVersion"]
             status, body = cp.api_request(
@@ -62,6 +67,8 @@ def install_crds(cp: ControlPlane) -> None:
             return conds.get("Established") == "True"
 
         wait_for(established, 30, f"CRD {name} established")
+    if created:
+        cp.restart_controller_manager()
 
 
 def operator_kubeconfig(cp: ControlPlane, directory: Path) -> Path:

@@ -814,27 +814,41 @@ class ControlPlane:
         for component, user in COMPONENT_USERS.items():
             self.write_kubeconfig(self.dir / f"{component}.kubeconfig", self._tokens[user], user)
 
-    def _spawn_controllers(self) -> None:
+    def restart_controller_manager(self) -> None:
+        """Restart kube-controller-manager (SIGTERM, then start again with the same flags).
+
+        Its garbage collector only learns about resources that appear after it started (new
+        CRDs) at its 30 s discovery re-sync; until then objects owned by a custom resource
+        are collected late. Restarting right after installing CRDs makes collection immediate.
+        Call from a thread that outlives the process (PR_SET_PDEATHSIG is per thread)."""
+        with self._mutex:
+            proc = self._procs.get("kube-controller-manager")
+            if proc is not None:
+                self._terminate(proc)
+            self._spawn("kube-controller-manager", self._kcm_args())
+        self._log("kube-controller-manager restarted")
+
+    def _kcm_args(self) -> list[str]:
         pki = self.dir / "pki"
+        return [
+            str(self._bin("kube-controller-manager")),
+            f"--kubeconfig={self.dir / 'kube-controller-manager.kubeconfig'}",
+            f"--controllers={','.join(CONTROLLERS)}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            "--secure-port=0",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+            "--concurrent-gc-syncs=20",
+        ]
+
+    def _spawn_controllers(self) -> None:
         kc = {c: str(self.dir / f"{c}.kubeconfig") for c in COMPONENT_USERS}
-        self._spawn(
-            "kube-controller-manager",
-            [
-                str(self._bin("kube-controller-manager")),
-                f"--kubeconfig={kc['kube-controller-manager']}",
-                f"--controllers={','.join(CONTROLLERS)}",
-                f"--service-account-private-key-file={pki / 'sa.key'}",
-                f"--root-ca-file={pki / 'ca.crt'}",
-                "--leader-elect=false",
-                "--use-service-account-credentials=false",
-                "--secure-port=0",
-                "--kube-api-qps=200",
-                "--kube-api-burst=400",
-                "--concurrent-deployment-syncs=10",
-                "--concurrent-replicaset-syncs=10",
-                "--concurrent-gc-syncs=20",
-            ],
-        )
+        self._spawn("kube-controller-manager", self._kcm_args())
         self._spawn(
             "kube-scheduler",
             [
