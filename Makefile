@@ -1,4 +1,6 @@
 # Convenience targets; the README's two commands (scripts/run.sh, scripts/test.sh) need no make.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 .PHONY: run test soak bench generate
 
 run:

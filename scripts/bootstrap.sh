@@ -2,7 +2,9 @@
 # Install everything thv's run and test commands need, reusing caches:
 #   - a Python venv in .venv with thv, bus and the dev tools (pip cache: ~/.cache/pip)
 #   - the local Kubernetes control plane built from Go modules (~/.cache/thv/controlplane)
-#   - with --keycloak: a JDK >= 21 check and Keycloak from Maven Central (~/.cache/thv/keycloak)
+#   - with --keycloak (the test command) or --all: Helm and Jaeger built from their Go modules
+#     (~/.cache/thv/helm, ~/.cache/thv/jaeger), a JDK >= 21 check and Keycloak from Maven
+#     Central (~/.cache/thv/keycloak)
 # Idempotent: a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,8 +27,14 @@ fi
 
 say "control plane binaries (first build ~7 min on 2 cores, then cached)"
 tools/controlplane/build.sh >/dev/null
+if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; then
+  say "Helm v3.22.0 from its Go module (first build ~3 min, then cached)"
+  tools/helm/build.sh >/dev/null
+  say "Jaeger v1.76.0 (v2.13.0) from its Go module (first build ~6 min, then cached)"
+  tools/jaeger/build.sh >/dev/null
+fi
 
-if [ "${1:-}" = "--keycloak" ] && [ -x tools/keycloak/fetch.sh ]; then
+if { [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; } && [ -x tools/keycloak/fetch.sh ]; then
   say "Keycloak (first download ~200 MB from Maven Central, then cached)"
   tools/keycloak/fetch.sh >/dev/null
 fi
