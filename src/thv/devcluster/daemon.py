@@ -6,6 +6,11 @@ output to ``<state_dir>/daemon.log``. The daemon starts a :class:`ControlPlane` 
 ``state_dir``, writes ``<state_dir>/state.json`` once the cluster is ready, and stops it on
 SIGTERM/SIGINT. The control-plane processes die with the daemon (PR_SET_PDEATHSIG); a data
 directory left by a killed daemon is removed by the next ``dev_up``.
+
+With ``jaeger=True`` (``thv dev up --jaeger``) ``dev_up`` also builds Jaeger in the foreground
+and the daemon runs a :class:`~thv.devcluster.jaeger.Jaeger` (in-memory storage, free loopback
+ports, started from the daemon's main thread so it dies with it too) and records its addresses
+under ``"jaeger"`` in state.json; ``dev_down`` stops it with the cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from thv.devcluster.controlplane import (
     ControlPlane,
@@ -28,6 +33,8 @@ from thv.devcluster.controlplane import (
     reap_stale_dirs,
     wait_for_exit,
 )
+from thv.devcluster.jaeger import Jaeger, JaegerError, JaegerInfo, build_jaeger
+from thv.devcluster.jaeger import reap_stale_dirs as reap_stale_jaeger_dirs
 
 _DAEMON_MODULE = "thv.devcluster.daemon"
 
@@ -45,6 +52,8 @@ class DevState(TypedDict):
     logs: str
     started_at: float
     startup_seconds: float
+    jaeger: NotRequired[JaegerInfo]
+    """Present when the daemon runs Jaeger (``thv dev up --jaeger``)."""
 
 
 def state_file(state_dir: Path) -> Path:
@@ -73,29 +82,44 @@ def read_state(state_dir: Path) -> DevState | None:
     return state
 
 
-def dev_up(state_dir: Path, *, timeout: float = 120.0) -> DevState:
-    """Start the local control plane in a background daemon, or return the running one's state.
+def dev_up(state_dir: Path, *, jaeger: bool = False, timeout: float = 120.0) -> DevState:
+    """Start the local control plane (and Jaeger with ``jaeger=True``) in a background daemon,
+    or return the running one's state.
 
-    Progress goes to stderr. Returns once the cluster is ready; raises
+    Progress goes to stderr. Returns once the cluster (and Jaeger) is ready; raises
     :class:`ControlPlaneError` (with the daemon log's tail) if the daemon fails or ``timeout``
-    seconds pass after the binaries are ready."""
+    seconds pass after the binaries are ready, or if ``jaeger`` is asked of a running daemon
+    started without it."""
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     state = read_state(state_dir)
     if state is not None:
+        if jaeger and "jaeger" not in state:
+            raise ControlPlaneError(
+                f"the dev cluster (pid {state['pid']}) is running without Jaeger; "
+                "stop it with `thv dev down` first, then `thv dev up --jaeger`"
+            )
         print(f"[devcluster] already running (pid {state['pid']})", file=sys.stderr)
         return state
     reap_stale_dirs(state_dir)
-    bin_dir = build_binaries()
+    reap_stale_jaeger_dirs(state_dir)
+    env = {**os.environ, "THV_CONTROLPLANE_BIN": str(build_binaries())}
+    args = [sys.executable, "-m", _DAEMON_MODULE, str(state_dir)]
+    if jaeger:
+        try:
+            env["THV_JAEGER_BIN"] = str(build_jaeger())
+        except JaegerError as e:
+            raise ControlPlaneError(str(e)) from e
+        args.append("--jaeger")
     log_path = state_dir / "daemon.log"
     with log_path.open("ab") as log:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", _DAEMON_MODULE, str(state_dir)],
+            args,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "THV_CONTROLPLANE_BIN": str(bin_dir)},
+            env=env,
         )
     print(f"[devcluster] daemon pid {daemon.pid} starting; log {log_path}", file=sys.stderr)
     deadline = time.monotonic() + timeout
@@ -119,6 +143,7 @@ def dev_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
     state = read_state(state_dir)
     if state is None:
         reap_stale_dirs(state_dir)
+        reap_stale_jaeger_dirs(state_dir)
         return False
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
@@ -128,6 +153,7 @@ def dev_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
     state_file(state_dir).unlink(missing_ok=True)
     time.sleep(0.2)  # let the kernel release the dead owner's lock
     reap_stale_dirs(state_dir)
+    reap_stale_jaeger_dirs(state_dir)
     return True
 
 
@@ -138,7 +164,7 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _main(state_dir: Path) -> None:
+def _main(state_dir: Path, *, with_jaeger: bool = False) -> None:
     stop = threading.Event()
 
     def _term(signum: int, frame: object) -> None:
@@ -148,7 +174,11 @@ def _main(state_dir: Path) -> None:
     signal.signal(signal.SIGINT, _term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     cp = ControlPlane(base_dir=state_dir)
+    # started here, on the main thread, so that PR_SET_PDEATHSIG ties it to the daemon
+    jaeger = Jaeger(base_dir=state_dir) if with_jaeger else None
     try:
+        if jaeger is not None:
+            jaeger.start()
         cp.start()
         state: DevState = {
             "pid": os.getpid(),
@@ -161,19 +191,27 @@ def _main(state_dir: Path) -> None:
             "started_at": time.time(),
             "startup_seconds": cp.startup_seconds,
         }
+        if jaeger is not None:
+            state["jaeger"] = jaeger.info()
         tmp = state_file(state_dir).with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2) + "\n")
         tmp.replace(state_file(state_dir))
         while not stop.wait(1.0):
             try:
                 cp.check()
-            except ControlPlaneError as e:
+                if jaeger is not None:
+                    jaeger.check()
+            except (ControlPlaneError, JaegerError) as e:
                 print(f"[devcluster] {e}\n[devcluster] stopping", file=sys.stderr, flush=True)
                 break
     finally:
         state_file(state_dir).unlink(missing_ok=True)
-        cp.stop()
+        try:
+            cp.stop()
+        finally:
+            if jaeger is not None:
+                jaeger.stop()
 
 
 if __name__ == "__main__":
-    _main(Path(sys.argv[1]))
+    _main(Path(sys.argv[1]), with_jaeger="--jaeger" in sys.argv[2:])
