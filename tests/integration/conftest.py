@@ -40,3 +40,8 @@ __all__ = [
     "span_exporter",
     "spans",
 ]
+
+# the reusable secret-hygiene scanner (see hygiene.py)
+from hygiene import secret_scanner  # noqa: E402
+
+__all__ += ["secret_scanner"]

@@ -19,7 +19,9 @@ Metadata (upstream's fixed behaviour, ``61c3411a8``):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from typing import Final
 
 from thv.api.crds import (
     AUTHZ_CONFIGMAP,
@@ -29,6 +31,7 @@ from thv.api.crds import (
     MCPExternalAuthConfig,
     MCPServer,
 )
+from thv.api.crds import ResourceRequirements as ResourceRequirementsSpec
 from thv.api.k8s import (
     Capabilities,
     ConfigMapVolumeSource,
@@ -53,6 +56,7 @@ from thv.api.k8s import (
 from thv.api.meta import EnvVar, EnvVarSource, ObjectMeta, SecretKeySelector
 from thv.render import names
 from thv.render.common import merge_operator_wins, object_meta, server_name, server_namespace
+from thv.render.errors import REASON_INVALID_RESOURCES, RenderError
 from thv.render.settings import PLATFORM_OPENSHIFT, OperatorSettings
 
 __all__ = [
@@ -163,11 +167,30 @@ def proxy_volumes(server: MCPServer, use_configmap: bool) -> tuple[list[Volume],
     return volumes, mounts
 
 
+#: ``resource.Quantity`` syntax: signed decimal number, then a binary-SI, decimal-SI or exponent suffix
+_QUANTITY: Final = re.compile(
+    r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+
+
+def _check_quantities(resources: ResourceRequirementsSpec) -> None:
+    """The API server refuses a Deployment with an unparsable quantity (as a 500 of its
+    conversion step); say which field is wrong instead of retrying that apply forever."""
+    for group, rl in (("limits", resources.limits), ("requests", resources.requests)):
+        for field, value in (("cpu", rl and rl.cpu), ("memory", rl and rl.memory)):
+            if value and _QUANTITY.fullmatch(value) is None:
+                raise RenderError(
+                    REASON_INVALID_RESOURCES,
+                    f"resources.{group}.{field} {value!r} is not a Kubernetes quantity (e.g. 500m, 1, 64Mi)",
+                )
+
+
 def proxy_resources(server: MCPServer) -> ResourceRequirements | None:
     """``spec.resources`` on the proxy container; only the quantities that are set."""
     resources = server.spec.resources
     if resources is None:
         return None
+    _check_quantities(resources)
     limits = {
         k: v
         for k, v in (

@@ -6,16 +6,20 @@ from typing import Final
 
 #: the spec lacks something every RunConfig needs (image, name)
 REASON_INVALID_SPEC: Final = "InvalidSpec"
+#: the MCPServer's name cannot name the objects derived from it (``mcp-<name>-proxy`` Service)
+REASON_INVALID_NAME: Final = "InvalidName"
 #: ``spec.transport`` is not stdio, sse or streamable-http
 REASON_INVALID_TRANSPORT: Final = "InvalidTransport"
 #: sse/streamable-http without ``mcpPort``/``targetPort`` (upstream RunConfig validation)
 REASON_MISSING_TARGET_PORT: Final = "MissingTargetPort"
-#: an ``spec.env`` key is empty or holds ``=``/CR/LF, or a value holds CR/LF
+#: an ``spec.env`` key is empty or holds ``=``/CR/LF/NUL, or a value holds CR/LF/NUL
 REASON_INVALID_ENV: Final = "InvalidEnvVar"
 #: a ``spec.volumes`` entry does not make a ``host:mount[:ro]`` mount
 REASON_INVALID_VOLUME: Final = "InvalidVolume"
 #: a tool name is empty or holds a comma or a newline; a tool override sets neither field
 REASON_INVALID_TOOLS: Final = "InvalidToolsFilter"
+#: a ``spec.resources`` value is not a Kubernetes quantity
+REASON_INVALID_RESOURCES: Final = "InvalidResources"
 #: ``spec.podTemplateSpec`` is not a PodTemplateSpec (upstream ``InvalidPodTemplateSpec``)
 REASON_INVALID_POD_TEMPLATE: Final = "InvalidPodTemplateSpec"
 #: unknown builtin profile, or an unreadable profile ConfigMap

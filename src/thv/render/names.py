@@ -7,6 +7,7 @@ Note the split domains: labels use ``toolhive.stacklok.io``, annotations ``toolh
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 # --- annotations (``.dev``) -----------------------------------------------------------------
@@ -152,3 +153,28 @@ def labels_for_runconfig(server: str) -> dict[str, str]:
 def labels_for_inline_authz(server: str) -> dict[str, str]:
     """Labels of the inline authorization ConfigMap."""
     return {**labels_for_server(server), LABEL_AUTHZ: AUTHZ_INLINE}
+
+
+# --- name validation (what the API server will accept) ----------------------------------------
+
+_DNS1123_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS1035_LABEL: Final = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_CONFIG_KEY: Final = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def is_object_name(name: str) -> bool:
+    """A name a Secret or ConfigMap can have: a lowercase RFC 1123 subdomain (at most 253 chars).
+
+    Checked before a referenced name is used in an API path, so that ``..``, ``a/b`` or an empty
+    name can never turn a GET of one object into a request for another resource."""
+    return len(name) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(name) is not None
+
+
+def is_config_key(key: str) -> bool:
+    """A Secret or ConfigMap data key: ``[-._a-zA-Z0-9]+``, at most 253 chars, not ``.``/``..``."""
+    return len(key) <= 253 and key not in (".", "..") and _CONFIG_KEY.fullmatch(key) is not None
+
+
+def is_service_name(name: str) -> bool:
+    """A Service name: an RFC 1035 label (lowercase letters, digits, ``-``; at most 63 chars)."""
+    return len(name) <= 63 and _DNS1035_LABEL.fullmatch(name) is not None

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -49,6 +50,7 @@ from thv.render.errors import (
     REASON_INVALID_AUTHZ,
     REASON_INVALID_ENV,
     REASON_INVALID_EXTERNAL_AUTH,
+    REASON_INVALID_NAME,
     REASON_INVALID_OIDC,
     REASON_INVALID_PERMISSION_PROFILE,
     REASON_INVALID_SPEC,
@@ -114,6 +116,33 @@ def normalize_subject_token_type(value: str | None) -> str:
     )
 
 
+def _check_token_url(url: str) -> None:
+    """``tokenUrl`` must be an absolute http(s) URL with a host that any HTTP client can parse.
+
+    The CRD only asks for ``^https?://\\S+$`` (upstream asks nothing), so ``https://[::1/``,
+    ``https://h:99999/`` or control characters get through admission; refusing them here puts
+    the reason on the MCPServer instead of a proxy that fails every exchange."""
+    problem = ""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or c.isspace() for c in url):
+        problem = "it contains whitespace or control characters"
+    else:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            _ = parts.port  # raises ValueError for a bad or out-of-range port
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            if parts.scheme.lower() not in ("http", "https"):
+                problem = "the scheme must be http or https"
+            elif not parts.hostname:
+                problem = "it has no host"
+    if problem:
+        shown = url if len(url) <= 256 else url[:256] + "…"
+        raise RenderError(
+            REASON_INVALID_EXTERNAL_AUTH, f"token exchange tokenUrl {shown!r} is not a valid URL: {problem}"
+        )
+
+
 def token_exchange_config(ext: MCPExternalAuthConfig) -> rc.TokenExchangeConfig:
     """``tokenexchange.Config`` for a referenced MCPExternalAuthConfig, never with a secret.
 
@@ -130,6 +159,18 @@ def token_exchange_config(ext: MCPExternalAuthConfig) -> rc.TokenExchangeConfig:
         )
     if not te.token_url:
         raise RenderError(REASON_INVALID_EXTERNAL_AUTH, "token exchange tokenUrl is empty")
+    _check_token_url(te.token_url)
+    for field, value in (
+        ("clientId", te.client_id),
+        ("audience", te.audience),
+        *(("scopes", scope) for scope in te.scopes or ()),
+    ):
+        if value and "\x00" in value:
+            # a NUL can never reach the proxy as a flag (argv is NUL-terminated); refuse it in
+            # both modes so that flag mode and ConfigMap mode keep meaning the same thing
+            raise RenderError(
+                REASON_INVALID_EXTERNAL_AUTH, f"token exchange {field} contains a NUL character"
+            )
     header = te.external_token_header_name or ""
     if header and not _HEADER_NAME.match(header):
         raise RenderError(
@@ -478,6 +519,46 @@ def _container_transport_label(transport: str, proxy_mode: str) -> str:
     return transport
 
 
+def check_derived_names(name: str, transport: str) -> None:
+    """The API server admits any RFC 1123 subdomain as an MCPServer name, but the proxy Service
+    ``mcp-<name>-proxy`` (and, for sse/streamable-http, the proxy runner's headless Service
+    ``mcp-<name>-headless``) must be RFC 1035 labels: no dots, at most 63 characters. Upstream
+    creates the other objects and then fails on the Service forever; thv says why up front."""
+    derived = [names.service_name(name)]
+    if transport in _HTTP_TRANSPORTS:
+        derived.append(names.headless_service_name(name))
+    for service in derived:
+        if not names.is_service_name(service):
+            limit = 63 - len(service) + len(name)
+            raise RenderError(
+                REASON_INVALID_NAME,
+                f"MCPServer name {name!r} cannot be used: Service name {service!r} must be an RFC 1035 "
+                f"label (lowercase letters, digits and '-', at most 63 characters), so the name must "
+                f"have no dots and at most {limit} characters",
+            )
+
+
+def check_pod_references(server: MCPServer) -> None:
+    """``spec.serviceAccount`` and ``spec.secrets`` only reach the MCP server pod through the pod
+    patch, where the proxy runner's StatefulSet would be refused much later; a name that no
+    ServiceAccount or Secret can have is reported now."""
+    spec = server.spec
+    if spec.service_account and not names.is_object_name(spec.service_account):
+        raise RenderError(
+            REASON_INVALID_SPEC,
+            f"serviceAccount {spec.service_account!r} is not a valid ServiceAccount name "
+            "(a lowercase RFC 1123 subdomain)",
+        )
+    for i, ref in enumerate(spec.secrets or ()):
+        if not names.is_object_name(ref.name):
+            raise RenderError(
+                REASON_INVALID_SPEC,
+                f"secrets[{i}].name {ref.name!r} is not a valid Secret name (a lowercase RFC 1123 subdomain)",
+            )
+        if not names.is_config_key(ref.key):
+            raise RenderError(REASON_INVALID_SPEC, f"secrets[{i}].key {ref.key!r} is not a valid Secret key")
+
+
 def build_run_config(server: MCPServer, settings: OperatorSettings, refs: References) -> rc.RunConfig:
     """The RunConfig upstream's operator would write for ``server`` (validated).
 
@@ -488,6 +569,8 @@ def build_run_config(server: MCPServer, settings: OperatorSettings, refs: Refere
     if not spec.image:
         raise RenderError(REASON_INVALID_SPEC, "image is required")
     transport = spec.transport or TRANSPORT_STDIO
+    check_derived_names(name, transport)
+    check_pod_references(server)
     if transport not in TRANSPORTS:
         raise RenderError(
             REASON_INVALID_TRANSPORT,
@@ -635,9 +718,10 @@ def validate_run_config(config: rc.RunConfig) -> None:
     for key, value in sorted(config.env_vars.items()):
         if not key:
             raise RenderError(REASON_INVALID_ENV, "environment variable key cannot be empty")
-        if any(c in key for c in "=\n\r"):
-            raise RenderError(REASON_INVALID_ENV, f"invalid environment variable key: {key}")
-        if any(c in value for c in "\n\r"):
+        if any(c in key for c in "=\n\r\x00"):
+            raise RenderError(REASON_INVALID_ENV, f"invalid environment variable key: {key!r}")
+        # upstream refuses CR/LF; a NUL can never be part of a process environment either
+        if any(c in value for c in "\n\r\x00"):
             raise RenderError(
                 REASON_INVALID_ENV, f"environment variable value for {key} contains invalid characters"
             )

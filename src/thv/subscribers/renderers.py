@@ -8,13 +8,23 @@
   mode it removes one left from ConfigMap mode, so switching modes converges.
 
 When a reference cannot be resolved they touch nothing (the status writer reports why).
+
+When the API server rejects an object thv renders (422 Invalid, 400, 413: e.g. a RunConfig
+ConfigMap over 1 MiB, an invalid resource quantity or label override) the same body would be
+rejected again, so the renderer records the failure (:func:`apply_failure`), tells the status
+writer once, and re-checks only after :data:`REJECTED_RETRY` seconds or on the next change —
+instead of retrying in a loop while the MCPServer looks healthy.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
+
 from bus import Requeue
+from thv.kube.errors import ApiError
 from thv.operator.context import Context
-from thv.operator.events import ServerEvent
+from thv.operator.events import MCPSERVER, ServerEvent
 from thv.rbac import WRITE, Need, declare
 from thv.render.names import runconfig_configmap_name
 from thv.subscribers.owned import RESOURCES, live
@@ -41,9 +51,53 @@ declare(
 )
 declare(CONFIGMAP, Need("", ("configmaps",), WRITE))
 
+#: answers that mean "this body will never be accepted" (not worth an immediate retry)
+REJECTED_CODES = frozenset({400, 413, 422})
+#: re-check a rejected object after this many seconds (something outside thv may change)
+REJECTED_RETRY = 300.0
 
-def _wait(res: Unresolved | None) -> Requeue | None:
+
+@dataclass(frozen=True, slots=True)
+class ApplyFailure:
+    """The API server refused an object rendered for an MCPServer."""
+
+    kind: str
+    name: str
+    message: str
+
+
+# per operator (keyed by its Applier), per renderer and MCPServer key
+_failures: weakref.WeakKeyDictionary[object, dict[tuple[str, str], ApplyFailure]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def apply_failure(ctx: Context, key: str) -> ApplyFailure | None:
+    """The current rejection of one of the MCPServer's objects, if any (for the status writer)."""
+    failures = _failures.get(ctx.applier, {})
+    return failures.get((WORKLOAD, key)) or failures.get((CONFIGMAP, key))
+
+
+async def _notify(ctx: Context, key: str) -> None:
+    await ctx.publish(ServerEvent(kind=MCPSERVER, key=key, reason="RETRY"))
+
+
+async def _rejected(ctx: Context, renderer: str, key: str, failure: ApplyFailure) -> Requeue:
+    failures = _failures.setdefault(ctx.applier, {})
+    if failures.get((renderer, key)) != failure:
+        failures[(renderer, key)] = failure
+        await _notify(ctx, key)  # once per distinct failure: no loop through the other renderer
+    return Requeue(REJECTED_RETRY)
+
+
+async def _accepted(ctx: Context, renderer: str, key: str) -> None:
+    if _failures.get(ctx.applier, {}).pop((renderer, key), None) is not None:
+        await _notify(ctx, key)
+
+
+def _wait(ctx: Context, renderer: str, key: str, res: Unresolved | None) -> Requeue | None:
     """Nothing to apply: re-check later only for inputs thv does not watch."""
+    _failures.get(ctx.applier, {}).pop((renderer, key), None)  # gone, or not renderable now
     return Requeue(res.retry_after) if res is not None and res.retry_after else None
 
 
@@ -51,13 +105,19 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Apply the Deployment, Service, RBAC and authz ConfigMap of one MCPServer."""
     res = await resolve(ctx, event.key)
     if not isinstance(res, Resolved):
-        return _wait(res)
+        return _wait(ctx, WORKLOAD, event.key, res)
     ns = res.server.metadata.namespace or ""
     for obj in res.desired.objects():
         if obj.kind == "ConfigMap" and obj is res.desired.runconfig_configmap:
             continue
         name = obj.metadata.name or ""
-        await ctx.applier.apply(RESOURCES[obj.kind], obj, live(ctx.stores, obj.kind, ns, name))
+        try:
+            await ctx.applier.apply(RESOURCES[obj.kind], obj, live(ctx.stores, obj.kind, ns, name))
+        except ApiError as err:
+            if err.code not in REJECTED_CODES:
+                raise
+            return await _rejected(ctx, WORKLOAD, event.key, ApplyFailure(obj.kind, name, err.message))
+    await _accepted(ctx, WORKLOAD, event.key)
     for kind, name in res.desired.unwanted:
         if kind == "ConfigMap" and name == runconfig_configmap_name(res.server.metadata.name or ""):
             continue
@@ -69,13 +129,20 @@ async def render_configmap(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Apply (ConfigMap mode) or remove (flag mode) the RunConfig ConfigMap."""
     res = await resolve(ctx, event.key)
     if not isinstance(res, Resolved):
-        return _wait(res)
+        return _wait(ctx, CONFIGMAP, event.key, res)
     ns = res.server.metadata.namespace or ""
     name = runconfig_configmap_name(res.server.metadata.name or "")
     current = live(ctx.stores, "ConfigMap", ns, name)
     cm = res.desired.runconfig_configmap
     if cm is not None:
-        await ctx.applier.apply(RESOURCES["ConfigMap"], cm, current)
+        try:
+            await ctx.applier.apply(RESOURCES["ConfigMap"], cm, current)
+        except ApiError as err:
+            if err.code not in REJECTED_CODES:
+                raise
+            return await _rejected(ctx, CONFIGMAP, event.key, ApplyFailure("ConfigMap", name, err.message))
+        await _accepted(ctx, CONFIGMAP, event.key)
     else:
+        _failures.get(ctx.applier, {}).pop((CONFIGMAP, event.key), None)
         await ctx.applier.delete(RESOURCES["ConfigMap"], name, ns, current)
     return None

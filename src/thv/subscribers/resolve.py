@@ -13,13 +13,20 @@ from dataclasses import dataclass
 import msgspec
 from aiocache import SimpleMemoryCache
 
-from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
+from thv.api.crds import AUTHZ_CONFIGMAP, OIDC_CONFIGMAP, MCPExternalAuthConfig, MCPServer, MCPToolConfig
 from thv.hashing import config_hash
 from thv.kube.errors import NotFound
 from thv.kube.resources import CONFIGMAPS, SECRETS
 from thv.operator.context import Context
 from thv.rbac import Need, declare
 from thv.render import Desired, RenderError, render
+from thv.render.errors import (
+    REASON_INVALID_AUTHZ,
+    REASON_INVALID_EXTERNAL_AUTH,
+    REASON_INVALID_OIDC,
+    REASON_INVALID_PERMISSION_PROFILE,
+)
+from thv.render.names import is_config_key, is_object_name
 from thv.sources.store import split_key
 
 NEEDS = declare(
@@ -93,6 +100,22 @@ async def _configmap_data(ctx: Context, ns: str, name: str) -> dict[str, str] | 
     return data
 
 
+def _bad_ref(kind: str, field: str, name: str) -> str | None:
+    """Why a config ref cannot name an object in the server's namespace (``None``: it can)."""
+    if is_object_name(name):
+        return None
+    why = "references are same-namespace only" if "/" in name else "not a valid object name"
+    return f"{kind} {name!r} not found ({field}: {why})"
+
+
+def _bad_object_name(kind: str, field: str, name: str) -> str | None:
+    """Referenced names are checked before they become part of an API path: a name such as
+    ``..`` or ``a/b`` would otherwise GET another resource (the namespace, a subresource)."""
+    if is_object_name(name):
+        return None
+    return f"{field} {name!r} is not a valid {kind} name (a lowercase RFC 1123 subdomain)"
+
+
 async def resolve(ctx: Context, key: str) -> Resolved | Unresolved | None:
     """``None`` when the server is gone or being deleted."""
     server = ctx.stores.servers.get(key)
@@ -105,6 +128,9 @@ async def resolve(ctx: Context, key: str) -> Resolved | Unresolved | None:
     tc: MCPToolConfig | None = None
     if spec.external_auth_config_ref is not None:
         ref = spec.external_auth_config_ref.name
+        bad = _bad_ref("MCPExternalAuthConfig", "externalAuthConfigRef.name", ref)
+        if bad is not None:
+            return Unresolved("ExternalAuthConfigNotFound", bad)
         ext = ctx.stores.extauths.get(f"{ns}/{ref}")
         if ext is None:
             return Unresolved(
@@ -113,6 +139,11 @@ async def resolve(ctx: Context, key: str) -> Resolved | Unresolved | None:
         te = ext.spec.token_exchange
         if te is not None and te.client_secret_ref is not None:
             sref = te.client_secret_ref
+            bad = _bad_object_name("Secret", "tokenExchange.clientSecretRef.name", sref.name)
+            if bad is None and not is_config_key(sref.key):
+                bad = f"tokenExchange.clientSecretRef.key {sref.key!r} is not a valid Secret key"
+            if bad is not None:
+                return Unresolved(REASON_INVALID_EXTERNAL_AUTH, f"MCPExternalAuthConfig {ref}: {bad}")
             keys = await _secret_keys(ctx, ns, sref.name)
             if keys is None:
                 return Unresolved("ClientSecretNotFound", f"client secret {ns}/{sref.name} not found", 10.0)
@@ -124,17 +155,27 @@ async def resolve(ctx: Context, key: str) -> Resolved | Unresolved | None:
                 )
     if spec.tool_config_ref is not None:
         ref = spec.tool_config_ref.name
+        bad = _bad_ref("MCPToolConfig", "toolConfigRef.name", ref)
+        if bad is not None:
+            return Unresolved("ToolConfigNotFound", bad)
         tc = ctx.stores.toolconfigs.get(f"{ns}/{ref}")
         if tc is None:
             return Unresolved("ToolConfigNotFound", f"MCPToolConfig {ref} not found in namespace {ns}")
     oidc_data = authz_data = profile_data = None
-    if spec.oidc_config is not None and spec.oidc_config.config_map is not None:
-        name = spec.oidc_config.config_map.name
+    # the type decides which source is used (a configMap set next to type inline is ignored,
+    # as upstream's resolver and thv's renderers ignore it): fetch only what will be read
+    oidc, authz = spec.oidc_config, spec.authz_config
+    if oidc is not None and oidc.type == OIDC_CONFIGMAP and oidc.config_map is not None:
+        name = oidc.config_map.name
+        if (bad := _bad_object_name("ConfigMap", "oidcConfig.configMap.name", name)) is not None:
+            return Unresolved(REASON_INVALID_OIDC, bad)
         oidc_data = await _configmap_data(ctx, ns, name)
         if oidc_data is None:
             return Unresolved("OIDCConfigMapNotFound", f"OIDC ConfigMap {ns}/{name} not found", 10.0)
-    if spec.authz_config is not None and spec.authz_config.config_map is not None:
-        name = spec.authz_config.config_map.name
+    if authz is not None and authz.type == AUTHZ_CONFIGMAP and authz.config_map is not None:
+        name = authz.config_map.name
+        if (bad := _bad_object_name("ConfigMap", "authzConfig.configMap.name", name)) is not None:
+            return Unresolved(REASON_INVALID_AUTHZ, bad)
         authz_data = await _configmap_data(ctx, ns, name)
         if authz_data is None:
             return Unresolved(
@@ -142,6 +183,8 @@ async def resolve(ctx: Context, key: str) -> Resolved | Unresolved | None:
             )
     pp = spec.permission_profile
     if pp is not None and pp.type == "configmap":
+        if (bad := _bad_object_name("ConfigMap", "permissionProfile.name", pp.name)) is not None:
+            return Unresolved(REASON_INVALID_PERMISSION_PROFILE, bad)
         profile_data = await _configmap_data(ctx, ns, pp.name)
         if profile_data is None:
             return Unresolved(

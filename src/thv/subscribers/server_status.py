@@ -8,6 +8,7 @@ Events are emitted when a condition changes, so a resync never repeats them.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from bus import Requeue
@@ -17,6 +18,7 @@ from thv.operator.events import ServerEvent
 from thv.rbac import Need, declare
 from thv.render.names import service_url
 from thv.subscribers.owned import live
+from thv.subscribers.renderers import apply_failure
 from thv.subscribers.resolve import Resolved, Unresolved, resolve
 from thv.writers.apply import to_builtins
 from thv.writers.diff import is_subset
@@ -29,6 +31,22 @@ declare(
 )
 READY = "Ready"
 TOKEN_EXCHANGE = "TokenExchangeEffective"
+#: Ready reason when the API server refused an object rendered for the server
+APPLY_REJECTED = "ApplyRejected"
+#: longest status/condition message (user input and API server answers can be huge)
+MAX_MESSAGE = 1024
+
+
+# per operator (keyed by its Recorder), per MCPServer key: the last Warning announced
+_announced: weakref.WeakKeyDictionary[object, dict[str, tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def clip(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` cut to ``limit`` characters, saying how long it was."""
+    if len(message) <= limit:
+        return message
+    tail = f"… ({len(message)} characters)"
+    return message[: limit - len(tail)] + tail
 
 
 def _deployment_state(ctx: Context, res: Resolved) -> tuple[bool, bool]:
@@ -50,6 +68,7 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Compute and write one MCPServer's status (only when it differs)."""
     server = ctx.stores.servers.get(event.key)
     if server is None or server.metadata.deletion_timestamp:
+        _announced.get(ctx.recorder, {}).pop(event.key, None)
         return None
     live_status: dict[str, Any] = to_builtins(server.status) or {}
     ns, name = server.metadata.namespace or "", server.metadata.name or ""
@@ -59,20 +78,29 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
     desired: dict[str, Any] = {"observedGeneration": gen}
     requeue: Requeue | None = None
     warn: tuple[str, str] | None = None
-    if isinstance(res, Unresolved):
-        desired.update(phase="Failed", message=res.message)
+    rejected = apply_failure(ctx, event.key) if isinstance(res, Resolved) else None
+    if isinstance(res, Unresolved) or rejected is not None:
+        if rejected is not None:
+            reason = APPLY_REJECTED
+            message = clip(
+                f"{rejected.kind} {rejected.name} was rejected by the API server: {rejected.message}"
+            )
+        else:
+            assert isinstance(res, Unresolved)
+            reason, message = res.reason, clip(res.message)
+            if res.retry_after:
+                requeue = Requeue(res.retry_after)
+        desired.update(phase="Failed", message=message)
         conditions.append(
             {
                 "type": READY,
                 "status": "False",
-                "reason": res.reason,
-                "message": res.message,
+                "reason": reason,
+                "message": message,
                 "observedGeneration": gen,
             }
         )
-        warn = (res.reason, res.message)
-        if res.retry_after:
-            requeue = Requeue(res.retry_after)
+        warn = (reason, message)
     elif res is not None:
         rendered, available = _deployment_state(ctx, res)
         port = res.server.spec.effective_proxy_port()
@@ -104,7 +132,7 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
             )
         if res.external_auth is not None:
             if res.desired.warnings:
-                msg = "; ".join(res.desired.warnings)
+                msg = clip("; ".join(res.desired.warnings))
                 conditions.append(
                     {
                         "type": TOKEN_EXCHANGE,
@@ -130,11 +158,17 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
     desired["conditions"] = conditions
     old = {c.get("type"): (c.get("status"), c.get("reason")) for c in live_status.get("conditions") or []}
     wrote = await ctx.status.write(MCPSERVERS, name, ns, desired, live_status)
+    announced = _announced.setdefault(ctx.recorder, {})
+    if warn is None:
+        announced.pop(event.key, None)
     if wrote and warn is not None:
         changed = any(
             old.get(c["type"]) != (c["status"], c["reason"]) for c in conditions if c["status"] == "False"
         )
-        if changed:
+        # the Store may not have echoed the previous status write yet: a second write of the same
+        # condition must not announce it twice
+        if changed and announced.get(event.key) != warn:
+            announced[event.key] = warn
             await ctx.recorder.event(
                 api_version=server.api_version,
                 kind="MCPServer",
