@@ -56,11 +56,11 @@ def _deployment_state(ctx: Context, res: Resolved) -> tuple[bool, bool]:
     if dep is None:
         return False, False
     rendered = is_subset(to_builtins(res.desired.deployment), to_builtins(dep))
+    # "available" as Kubernetes means it: some proxy Pod serves. A rolling update (after a
+    # config change) keeps the old Pod until the new one is ready, so the server stays Running
+    # throughout instead of flapping to Pending and back (two status writes per server saved).
     st = dep.status
-    gen = dep.metadata.generation or 0
-    available = bool(
-        st is not None and (st.observed_generation or 0) >= gen and (st.available_replicas or 0) >= 1
-    )
+    available = bool(st is not None and (st.available_replicas or 0) >= 1)
     return rendered, available
 
 
@@ -108,7 +108,7 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
         if rendered:
             desired["externalAuthConfigHash"] = res.extauth_hash
             desired["toolConfigHash"] = res.toolconfig_hash
-        if available and rendered:
+        if available:
             desired.update(phase="Running", message="MCP server is running")
             conditions.append(
                 {
