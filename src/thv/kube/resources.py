@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,19 +24,29 @@ class Resource:
     def path(
         self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
     ) -> str:
-        """The absolute URL path of the collection, an object or its subresource."""
+        """The absolute URL path of the collection (``name=None``), an object or its subresource.
+
+        Names and namespaces are one percent-encoded path segment each, and the names that
+        would address something else (``""``, ``.``, ``..``) raise :class:`ValueError`, so a
+        reference taken from user input can never turn a GET into a LIST or climb the path."""
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
+            base += f"/namespaces/{_segment(namespace, 'namespace')}"
         base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
+        if name is not None:
+            base += f"/{_segment(name, 'name')}"
             if subresource:
                 base += f"/{subresource}"
         return base
 
     def __str__(self) -> str:
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _segment(value: str, what: str) -> str:
+    if value in ("", ".", ".."):
+        raise ValueError(f"invalid object {what} {value!r}")
+    return quote(value, safe="")
 
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
