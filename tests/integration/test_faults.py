@@ -55,7 +55,9 @@ def trial_ns(control_plane: ControlPlane) -> Iterator[str]:
 
 
 def _finish(cp: ControlPlane, ns: str, op: OperatorProcess, churn: Churn, what: str) -> None:
-    took = wait_converged(cp, ns, op.use_configmap, timeout=180, alive=op.assert_alive)
+    # generous: after an apiserver restart kube-controller-manager itself can take over a minute
+    # to create ReplicaSets again (seen: 77 s), and "Running" needs its Deployment status
+    took = wait_converged(cp, ns, op.use_configmap, timeout=300, alive=op.assert_alive)
     logs = op.logs()
     assert SECRET_VALUE not in logs, "the client secret appeared in the operator's log"
     for cm in request(cp, "GET", f"/api/v1/namespaces/{ns}/configmaps")[1]["items"]:
