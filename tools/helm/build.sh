@@ -28,38 +28,18 @@ done
 
 # Cache key: what determines the output -- the Go version, the wrapper module's go.mod/go.sum,
 # the linker flags (version pins), the build environment and BUILD_REV.
-key=$( {
+key_input() {
   go version
   echo "rev=$BUILD_REV helm=$HELM_VERSION cgo=$CGO_ENABLED goflags=$GOFLAGS"
   echo "ldflags=$LDF"
   cat "$here/go.mod" "$here/go.sum"
-} | sha256sum | cut -c1-16)
-root="${THV_CACHE_DIR:-$HOME/.cache/thv}/helm"
-cache="$root/$key"
-bin="$cache/bin"
-
-if [ -x "$bin/helm" ]; then
-  echo "helm: cached binary in $bin" >&2
-  echo "$bin/helm"; exit 0
-fi
-
-log() { printf '[helm %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-mkdir -p "$root"
-exec 9>"$root/.build.lock"
-if ! flock -n 9; then
-  log "another build is running; waiting for it (lock $root/.build.lock)"
-  flock 9
-fi
-if [ -x "$bin/helm" ]; then # built by the process we waited for
-  echo "helm: cached binary in $bin" >&2
-  echo "$bin/helm"; exit 0
-fi
-
-rm -rf "$bin.partial"; mkdir -p "$bin.partial"
-start=$(date +%s)
-log "building helm $HELM_VERSION into $cache (first build ~3 min and ~0.7 GB of Go build cache on 2 cores; later runs reuse the cache)"
-(cd "$here" && go build -ldflags "$LDF" -o "$bin.partial/helm" helm.sh/helm/v3/cmd/helm)
-"$bin.partial/helm" version --short >/dev/null # a binary that cannot even print its version is no build
-rm -rf "$bin"; mv "$bin.partial" "$bin"
-log "helm $HELM_VERSION built in $(( $(date +%s) - start ))s ($(du -sh "$bin/helm" | cut -f1))"
-echo "$bin/helm"
+}
+build_into() {
+  log "building helm $HELM_VERSION (first build ~3 min and ~0.7 GB of Go build cache on 2 cores; later runs reuse the cache)"
+  (cd "$here" && go build -ldflags "$LDF" -o "$1/helm" helm.sh/helm/v3/cmd/helm)
+  "$1/helm" version --short >/dev/null # a binary that cannot even print its version is no build
+}
+NAME=helm BIN=helm
+# shellcheck source=../lib/cached-build.sh
+source "$here/../lib/cached-build.sh"
+cached_build

@@ -23,39 +23,19 @@ LDF="-s -w -X $v.latestVersion=$JAEGER_VERSION -X $v.date=$JAEGER_DATE"
 
 # Cache key: what determines the output -- the Go version, the wrapper module's go.mod/go.sum,
 # the linker flags (version pins), the build environment and BUILD_REV.
-key=$( {
+key_input() {
   go version
   echo "rev=$BUILD_REV jaeger=$JAEGER_MODULE_VERSION cgo=$CGO_ENABLED goflags=$GOFLAGS"
   echo "ldflags=$LDF"
   cat "$here/go.mod" "$here/go.sum"
-} | sha256sum | cut -c1-16)
-root="${THV_CACHE_DIR:-$HOME/.cache/thv}/jaeger"
-cache="$root/$key"
-bin="$cache/bin"
-
-if [ -x "$bin/jaeger" ]; then
-  echo "jaeger: cached binary in $bin" >&2
-  echo "$bin/jaeger"; exit 0
-fi
-
-log() { printf '[jaeger %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-mkdir -p "$root"
-exec 9>"$root/.build.lock"
-if ! flock -n 9; then
-  log "another build is running; waiting for it (lock $root/.build.lock)"
-  flock 9
-fi
-if [ -x "$bin/jaeger" ]; then # built by the process we waited for
-  echo "jaeger: cached binary in $bin" >&2
-  echo "$bin/jaeger"; exit 0
-fi
-
-rm -rf "$bin.partial"; mkdir -p "$bin.partial"
-start=$(date +%s)
-log "building jaeger $JAEGER_VERSION (module $JAEGER_MODULE_VERSION) into $cache"
-log "first build takes ~6 min, ~2.3 GB RAM and ~1.6 GB of Go build cache on 2 cores; later runs reuse the cache"
-(cd "$here" && go build -ldflags "$LDF" -o "$bin.partial/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
-"$bin.partial/jaeger" version >/dev/null 2>&1 # a binary that cannot even print its version is no build
-rm -rf "$bin"; mv "$bin.partial" "$bin"
-log "jaeger $JAEGER_VERSION built in $(( $(date +%s) - start ))s ($(du -sh "$bin/jaeger" | cut -f1))"
-echo "$bin/jaeger"
+}
+build_into() {
+  log "building jaeger $JAEGER_VERSION (module $JAEGER_MODULE_VERSION)"
+  log "first build takes ~6 min, ~2.3 GB RAM and ~1.6 GB of Go build cache on 2 cores; later runs reuse the cache"
+  (cd "$here" && go build -ldflags "$LDF" -o "$1/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger)
+  "$1/jaeger" version >/dev/null 2>&1 # a binary that cannot even print its version is no build
+}
+NAME=jaeger BIN=jaeger
+# shellcheck source=../lib/cached-build.sh
+source "$here/../lib/cached-build.sh"
+cached_build

@@ -56,6 +56,7 @@ import anyio.to_thread
 import yaml
 
 from thv.devcluster.audit import AuditLog
+from thv.devcluster.gobuild import run_build_script
 from thv.devcluster.pki import make_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -131,19 +132,7 @@ def build_binaries(*, quiet: bool = False) -> Path:
     if env_dir:
         bin_dir = Path(env_dir)
     elif BUILD_SCRIPT.exists():
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if quiet else None,
-            text=True,
-            check=False,
-        )
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            raise ControlPlaneError(
-                f"control-plane build failed (exit {proc.returncode}); run {BUILD_SCRIPT} to see why"
-            )
-        bin_dir = Path(lines[-1])
+        bin_dir = run_build_script(BUILD_SCRIPT, ControlPlaneError, quiet=quiet)
     else:
         found = sorted(
             (d for d in cache_root().glob("*/bin") if not _missing_binaries(d)),
@@ -178,7 +167,7 @@ except (OSError, AttributeError):  # not Linux
     _prctl = None
 
 
-def _child_setup(parent_pid: int) -> Callable[[], None]:
+def child_setup(parent_pid: int) -> Callable[[], None]:
     """``preexec_fn``: die with the parent (SIGKILL), also if it died before prctl ran."""
 
     def setup() -> None:
@@ -693,7 +682,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.dir,
-                preexec_fn=_child_setup(os.getpid()),
+                preexec_fn=child_setup(os.getpid()),
                 start_new_session=True,
             )
         self._procs[name] = _Proc(name, popen, log_path)

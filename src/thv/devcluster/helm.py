@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-BUILD_SCRIPT = REPO_ROOT / "tools" / "helm" / "build.sh"
+from thv.devcluster.gobuild import run_build_script, tool_script
+
+BUILD_SCRIPT = tool_script("helm")
 
 
 class HelmBuildError(RuntimeError):
@@ -27,17 +27,7 @@ def helm_binary(*, quiet: bool = False) -> Path:
     else:
         if not BUILD_SCRIPT.exists():
             raise HelmBuildError(f"no {BUILD_SCRIPT} (not a source checkout); set THV_HELM")
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if quiet else None,
-            text=True,
-            check=False,
-        )
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            raise HelmBuildError(f"helm build failed (exit {proc.returncode}); run {BUILD_SCRIPT} to see why")
-        path = Path(lines[-1])
+        path = run_build_script(BUILD_SCRIPT, HelmBuildError, quiet=quiet)
     if not os.access(path, os.X_OK):
         raise HelmBuildError(f"{path} is not an executable helm binary")
     return path

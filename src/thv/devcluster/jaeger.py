@@ -43,7 +43,8 @@ import anyio.to_thread
 import httpx
 import yaml
 
-from thv.devcluster.controlplane import REPO_ROOT, _child_setup, free_port
+from thv.devcluster.controlplane import REPO_ROOT, child_setup, free_port
+from thv.devcluster.gobuild import run_build_script
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "jaeger" / "build.sh"
 _DIR_PREFIX = "thv-jaeger-"
@@ -87,17 +88,7 @@ def build_jaeger(*, quiet: bool = False) -> Path:
     if env_bin:
         path = Path(env_bin)
     elif BUILD_SCRIPT.exists():
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if quiet else None,
-            text=True,
-            check=False,
-        )
-        lines = proc.stdout.strip().splitlines()
-        if proc.returncode != 0 or not lines:
-            raise JaegerError(f"jaeger build failed (exit {proc.returncode}); run {BUILD_SCRIPT} to see why")
-        path = Path(lines[-1])
+        path = run_build_script(BUILD_SCRIPT, JaegerError, quiet=quiet)
     else:
         found = sorted(
             (p for p in cache_root().glob("*/bin/jaeger") if os.access(p, os.X_OK)),
@@ -523,7 +514,7 @@ class Jaeger:
                 stdin=subprocess.DEVNULL,
                 cwd=self.dir,
                 env=env,
-                preexec_fn=_child_setup(os.getpid()),
+                preexec_fn=child_setup(os.getpid()),
                 start_new_session=True,
             )
 
