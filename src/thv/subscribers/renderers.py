@@ -29,6 +29,7 @@ from thv.rbac import WRITE, Need, declare
 from thv.render.names import runconfig_configmap_name
 from thv.subscribers.owned import RESOURCES, live
 from thv.subscribers.resolve import Resolved, Unresolved, resolve
+from thv.writers.apply import Applied
 
 WORKLOAD = "workload-renderer"
 CONFIGMAP = "configmap-renderer"
@@ -107,12 +108,14 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     if not isinstance(res, Resolved):
         return _wait(ctx, WORKLOAD, event.key, res)
     ns = res.server.metadata.namespace or ""
+    held = False
     for obj in res.desired.objects():
         if obj.kind == "ConfigMap" and obj is res.desired.runconfig_configmap:
             continue
         name = obj.metadata.name or ""
         try:
-            await ctx.applier.apply(RESOURCES[obj.kind], obj, live(ctx.stores, obj.kind, ns, name))
+            outcome = await ctx.applier.apply(RESOURCES[obj.kind], obj, live(ctx.stores, obj.kind, ns, name))
+            held |= outcome is Applied.HELD
         except ApiError as err:
             if err.code not in REJECTED_CODES:
                 raise
@@ -122,7 +125,14 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
         if kind == "ConfigMap" and name == runconfig_configmap_name(res.server.metadata.name or ""):
             continue
         await ctx.applier.delete(RESOURCES[kind], name, ns, live(ctx.stores, kind, ns, name))
-    return None
+    return _recheck(ctx) if held else None
+
+
+def _recheck(ctx: Context) -> Requeue:
+    """An apply was held back because the Store had not caught up with thv's own last write:
+    look again from current state once that window has passed, so an edit that landed on top
+    of the write (drift) is never left in place."""
+    return Requeue(ctx.applier.consistency_timeout + 0.1)
 
 
 async def render_configmap(ctx: Context, event: ServerEvent) -> Requeue | None:
@@ -136,12 +146,14 @@ async def render_configmap(ctx: Context, event: ServerEvent) -> Requeue | None:
     cm = res.desired.runconfig_configmap
     if cm is not None:
         try:
-            await ctx.applier.apply(RESOURCES["ConfigMap"], cm, current)
+            outcome = await ctx.applier.apply(RESOURCES["ConfigMap"], cm, current)
         except ApiError as err:
             if err.code not in REJECTED_CODES:
                 raise
             return await _rejected(ctx, CONFIGMAP, event.key, ApplyFailure("ConfigMap", name, err.message))
         await _accepted(ctx, CONFIGMAP, event.key)
+        if outcome is Applied.HELD:
+            return _recheck(ctx)
     else:
         _failures.get(ctx.applier, {}).pop((CONFIGMAP, event.key), None)
         await ctx.applier.delete(RESOURCES["ConfigMap"], name, ns, current)

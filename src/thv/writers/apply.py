@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from typing import Any
@@ -32,6 +33,19 @@ _meta_dec = msgspec.json.Decoder(_Answer)
 def to_builtins(obj: Any) -> Any:
     """A Struct (or builtins) as plain JSON-like builtins, omitting unset fields."""
     return msgspec.to_builtins(obj) if obj is not None else None
+
+
+class Applied(enum.Enum):
+    """What :meth:`Applier.apply` did."""
+
+    SAME = "same"
+    """the live object already holds the desired fields: nothing sent"""
+    WROTE = "wrote"
+    """an apply was sent"""
+    HELD = "held"
+    """not sent: the identical body was just applied and the Store has not caught up yet; the
+    caller must look again after :attr:`Applier.consistency_timeout` (the live object might
+    also be a newer, drifted one — only a later look from current state can tell)"""
 
 
 class _Sent(msgspec.Struct):
@@ -66,8 +80,8 @@ class Applier:
             return False
         return sent.body == body
 
-    async def apply(self, res: Resource, desired: Any, live: Any | None) -> bool:
-        """Apply ``desired`` unless ``live`` already holds it. Returns True if it wrote.
+    async def apply(self, res: Resource, desired: Any, live: Any | None) -> Applied:
+        """Apply ``desired`` unless ``live`` already holds it (see :class:`Applied`).
 
         ``desired`` is a Struct or dict holding only thv's fields (apiVersion, kind,
         metadata.name/namespace/labels/annotations/ownerReferences, spec …); the label
@@ -77,17 +91,17 @@ class Applier:
         meta = body.setdefault("metadata", {})
         meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY
         if live is not None and is_subset(body, to_builtins(live)):
-            return False
+            return Applied.SAME
         name, ns = meta["name"], meta.get("namespace")
         key = (str(res), ns, name)
         encoded = _enc.encode(body)
         if self._in_flight(key, encoded, live):
-            return False
+            return Applied.HELD
         log.info("apply %s %s/%s", res.kind, ns, name)
         answer = _meta_dec.decode(await self.client.apply(res, name, encoded, ns))
         self._sent[key] = _Sent(encoded, answer.metadata.resource_version, time.monotonic())
         self.writes += 1
-        return True
+        return Applied.WROTE
 
     async def delete(self, res: Resource, name: str, namespace: str | None, live: Any | None) -> bool:
         """Delete an object thv no longer wants (only if it exists in the store)."""
