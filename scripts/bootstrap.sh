@@ -2,8 +2,8 @@
 # Install everything thv's run and test commands need, reusing caches:
 #   - a Python venv in .venv with thv, bus and the dev tools (pip cache: ~/.cache/pip)
 #   - the local Kubernetes control plane built from Go modules (~/.cache/thv/controlplane)
-#   - with --keycloak (the test command) or --all: Helm and Jaeger built from their Go modules
-#     (~/.cache/thv/helm, ~/.cache/thv/jaeger), a JDK >= 21 check and Keycloak from Maven
+#   - with --keycloak (the test command) or --all: Helm, Jaeger and the upstream ToolHive operator
+#     built from their Go modules (~/.cache/thv/{helm,jaeger,toolhive}), a JDK >= 21 check and Keycloak from Maven
 #     Central (~/.cache/thv/keycloak)
 # Idempotent: a second run takes seconds.
 set -euo pipefail
@@ -32,6 +32,8 @@ if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; then
   tools/helm/build.sh >/dev/null
   say "Jaeger v1.76.0 (v2.13.0) from its Go module (first build ~6 min, then cached)"
   tools/jaeger/build.sh >/dev/null
+  say "upstream ToolHive operator v0.3.11, the benchmark peer, from its Go module (first build ~4 min, then cached)"
+  tools/toolhive/build.sh >/dev/null
 fi
 
 if { [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; } && [ -x tools/keycloak/fetch.sh ]; then
