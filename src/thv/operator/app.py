@@ -54,7 +54,8 @@ class Operator:
     resync_period: float = 300.0
     leader_election_namespace: str | None = None
     health_address: tuple[str, int] | None = None
-    workers: int = 4
+    workers: int | None = None
+    """workers per subscriber (``None``: each subscriber's own number, see ``components``)"""
     bus: Bus = field(init=False)
     ctx: Context = field(init=False)
     informers: list[Informer[Any]] = field(init=False, default_factory=list)
@@ -106,7 +107,7 @@ class Operator:
                 call,
                 name=sub.name,
                 key=lambda e: e.bus_key,
-                workers=self.workers,
+                workers=self.workers or sub.workers,
                 maxsize=None,
                 retry=RetryPolicy(),
             )

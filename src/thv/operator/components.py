@@ -92,7 +92,10 @@ SUBSCRIBERS = (
     Subscriber(hasher.NAME, ConfigEvent, _hash),
     Subscriber(finalizer_guard.NAME, ConfigEvent, _guard),
     Subscriber(server_finalizer.NAME, ServerEvent, _finalize),
-    Subscriber(renderers.WORKLOAD, ServerEvent, renderers.render_workload),
-    Subscriber(renderers.CONFIGMAP, ServerEvent, renderers.render_configmap),
-    Subscriber(server_status.NAME, ServerEvent, server_status.write_status),
+    # the workload renderer makes six sequential API calls per server (RBAC, Deployment,
+    # Service): with 4 workers it created only 3-4 Deployments/s on a 1,000-server cold start
+    # while the apiserver had room; more workers keep the apiserver, not thv, the limit
+    Subscriber(renderers.WORKLOAD, ServerEvent, renderers.render_workload, workers=16),
+    Subscriber(renderers.CONFIGMAP, ServerEvent, renderers.render_configmap, workers=8),
+    Subscriber(server_status.NAME, ServerEvent, server_status.write_status, workers=8),
 )
