@@ -48,7 +48,7 @@ import urllib.request
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import Any, Self
 
 import anyio
@@ -57,6 +57,7 @@ import yaml
 
 from thv.devcluster.audit import AuditLog
 from thv.devcluster.gobuild import run_build_script
+from thv.devcluster.lifecycle import ManagedProcesses
 from thv.devcluster.pki import make_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -260,7 +261,7 @@ def reap_stale_dirs(parent: Path) -> list[Path]:
 
 
 # -- the control plane ---------------------------------------------------------------------------
-class ControlPlane:
+class ControlPlane(ManagedProcesses):
     """One local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
 
     ``ControlPlane().start()`` (or ``with ControlPlane() as cp``, or ``await cp.astart()``,
@@ -402,24 +403,6 @@ class ControlPlane:
                 self._lock_fd = None
             if had_procs:
                 self._log(f"stopped in {time.monotonic() - t0:.1f}s")
-
-    async def astop(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.stop)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.astop()
 
     # -- fault injection -------------------------------------------------------------------------
     def stop_apiserver(self, *, kill: bool = False) -> None:

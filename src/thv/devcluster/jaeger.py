@@ -35,7 +35,6 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypedDict
 
 import anyio
@@ -45,6 +44,7 @@ import yaml
 
 from thv.devcluster.controlplane import REPO_ROOT, child_setup, free_port
 from thv.devcluster.gobuild import run_build_script
+from thv.devcluster.lifecycle import ManagedProcesses
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "jaeger" / "build.sh"
 _DIR_PREFIX = "thv-jaeger-"
@@ -250,7 +250,7 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 # -- Jaeger --------------------------------------------------------------------------------------
-class Jaeger:
+class Jaeger(ManagedProcesses):
     """One Jaeger v2 all-in-one with in-memory storage on free loopback ports.
 
     ``Jaeger().start()`` (or ``with Jaeger() as j``, ``await j.astart()``, ``async with``)
@@ -445,24 +445,6 @@ class Jaeger:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
-
-    async def astop(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self.stop)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await self.astart()
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.astop()
 
     # -- internals -------------------------------------------------------------------------------
     def _prepare(self) -> None:
