@@ -39,8 +39,6 @@ MAX_MESSAGE = 1024
 
 # per operator (keyed by its Recorder), per MCPServer key: the last Warning announced
 _announced: weakref.WeakKeyDictionary[object, dict[str, tuple[str, str]]] = weakref.WeakKeyDictionary()
-# per operator, the new MCPServers whose first status waits for their Deployment (once)
-_deferred: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
 
 
 def clip(message: str, limit: int = MAX_MESSAGE) -> str:
@@ -105,17 +103,6 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
         warn = (reason, message)
     elif res is not None:
         rendered, available = _deployment_state(ctx, res)
-        if not rendered and not available and not live_status and apply_failure(ctx, event.key) is None:
-            # a brand-new server whose Deployment is not written yet: the Deployment's own watch
-            # event brings us back in a moment, so the first status says something real
-            # (one status write per new server saved; 1,000 on a 1,000-server cold start)
-            # (if it has not come within 5 s, "Pending" is written after all)
-            dep_name = res.desired.deployment.metadata.name or ""
-            deferred = _deferred.setdefault(ctx.recorder, set())
-            if live(ctx.stores, "Deployment", ns, dep_name) is None and event.key not in deferred:
-                deferred.add(event.key)
-                return Requeue(5.0)
-        _deferred.get(ctx.recorder, set()).discard(event.key)
         port = res.server.spec.effective_proxy_port()
         desired["url"] = service_url(name, ns, port)
         if rendered:
