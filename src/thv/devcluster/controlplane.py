@@ -30,7 +30,6 @@ import atexit
 import base64
 import contextlib
 import ctypes
-import fcntl
 import json
 import os
 import re
@@ -55,9 +54,10 @@ import anyio
 import anyio.to_thread
 import yaml
 
+from thv.devcluster import lifecycle
 from thv.devcluster.audit import AuditLog
 from thv.devcluster.gobuild import run_build_script
-from thv.devcluster.lifecycle import ManagedProcesses
+from thv.devcluster.lifecycle import ManagedProcesses, new_owned_dir
 from thv.devcluster.pki import make_pki
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -93,7 +93,6 @@ rules:
 - level: Metadata
 """
 _DIR_PREFIX = "thv-cp-"
-_OWNER_LOCK = ".owner.lock"
 
 
 class ControlPlaneError(RuntimeError):
@@ -242,22 +241,7 @@ def _install_hooks() -> None:
 
 def reap_stale_dirs(parent: Path) -> list[Path]:
     """Remove data directories under ``parent`` whose owner process is gone; returns them."""
-    removed = []
-    for d in parent.glob(f"{_DIR_PREFIX}*"):
-        lock = d / _OWNER_LOCK
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except OSError:
-            continue  # not ours, or still being created
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # owner alive
-        finally:
-            os.close(fd)
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
-    return removed
+    return lifecycle.reap_stale_dirs(parent, _DIR_PREFIX)
 
 
 # -- the control plane ---------------------------------------------------------------------------
@@ -630,12 +614,7 @@ class ControlPlane(ManagedProcesses):
         parent.mkdir(parents=True, exist_ok=True)
         for d in reap_stale_dirs(parent):
             self._log(f"removed stale data dir {d}")
-        self._dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=parent))
-        # lock first, then publish under the name reapers look for (no window where a reaper
-        # could take the lock of a directory that is being set up)
-        self._lock_fd = os.open(self._dir / f"{_OWNER_LOCK}.new", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        os.rename(self._dir / f"{_OWNER_LOCK}.new", self._dir / _OWNER_LOCK)
+        self._dir, self._lock_fd = new_owned_dir(parent, _DIR_PREFIX)
         with _live_lock:
             _live.add(self)
         _install_hooks()

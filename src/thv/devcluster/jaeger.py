@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -42,13 +41,13 @@ import anyio.to_thread
 import httpx
 import yaml
 
+from thv.devcluster import lifecycle
 from thv.devcluster.controlplane import REPO_ROOT, child_setup, free_port
 from thv.devcluster.gobuild import run_build_script
-from thv.devcluster.lifecycle import ManagedProcesses
+from thv.devcluster.lifecycle import ManagedProcesses, new_owned_dir
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "jaeger" / "build.sh"
 _DIR_PREFIX = "thv-jaeger-"
-_OWNER_LOCK = ".owner.lock"
 _STORE = "memstore"
 
 
@@ -224,22 +223,8 @@ def _stop_all() -> None:
 
 
 def reap_stale_dirs(parent: Path) -> list[Path]:
-    """Remove Jaeger data directories under ``parent`` whose owner process is gone."""
-    removed = []
-    for d in parent.glob(f"{_DIR_PREFIX}*"):
-        try:
-            fd = os.open(d / _OWNER_LOCK, os.O_RDWR)
-        except OSError:
-            continue  # not ours, or still being created
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # owner alive
-        finally:
-            os.close(fd)
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
-    return removed
+    """Remove data directories under ``parent`` whose owner process is gone; returns them."""
+    return lifecycle.reap_stale_dirs(parent, _DIR_PREFIX)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -453,11 +438,7 @@ class Jaeger(ManagedProcesses):
         parent.mkdir(parents=True, exist_ok=True)
         for d in reap_stale_dirs(parent):
             self._log(f"removed stale data dir {d}")
-        self._dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=parent))
-        # lock first, then publish under the name reapers look for
-        self._lock_fd = os.open(self._dir / f"{_OWNER_LOCK}.new", os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        os.rename(self._dir / f"{_OWNER_LOCK}.new", self._dir / _OWNER_LOCK)
+        self._dir, self._lock_fd = new_owned_dir(parent, _DIR_PREFIX)
         with _live_lock:
             _live.add(self)
             if not _atexit_installed:
