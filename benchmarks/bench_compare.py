@@ -72,9 +72,9 @@ from peer import (  # noqa: E402
     peer_process,
 )
 
+from devcluster import ControlPlane  # noqa: E402
+from devcluster.controlplane import free_port  # noqa: E402
 from thv.crdgen import crd_objects  # noqa: E402
-from thv.devcluster import ControlPlane  # noqa: E402
-from thv.devcluster.controlplane import free_port  # noqa: E402
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 HASH_ANN = "toolhive.stacklok.dev/externalauthconfig-hash"

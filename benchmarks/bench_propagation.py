@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from operator_harness import OPERATOR_USER, install_crds, operator_kubeconfig, run_operator, wait_for  # noqa: E402
 
-from thv.devcluster import ControlPlane  # noqa: E402
+from devcluster import ControlPlane  # noqa: E402
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 SIZES = (1, 10, 100)

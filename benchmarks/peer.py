@@ -2,7 +2,7 @@
 
 ``tools/toolhive/build.sh`` builds ``github.com/stacklok/toolhive/cmd/thv-operator`` at
 :data:`TOOLHIVE_VERSION` (cached); this module runs that binary as a child process against a
-:class:`thv.devcluster.ControlPlane`:
+:class:`devcluster.ControlPlane`:
 
 - CRDs: thv's own (``thv.crdgen.crd_objects()``) for the kinds both operators serve
   (MCPServer, MCPToolConfig, MCPExternalAuthConfig), so both run against the same schema; the
@@ -41,13 +41,13 @@ from typing import Any
 
 import yaml
 
+from devcluster import ControlPlane
+from devcluster.controlplane import child_setup, free_port
+from devcluster.gobuild import run_build_script
 from thv.crdgen import crd_objects
-from thv.devcluster import ControlPlane
-from thv.devcluster.controlplane import child_setup, free_port
-from thv.devcluster.gobuild import run_build_script, tool_script
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_SCRIPT = tool_script("toolhive")
+BUILD_SCRIPT = ROOT / "tools" / "toolhive" / "build.sh"
 MODULE_DIR = ROOT / "tools" / "toolhive"
 TOOLHIVE_MODULE = "github.com/stacklok/toolhive"
 TOOLHIVE_VERSION = "v0.3.11"

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
-exec .venv/bin/python -m thv.demo "$@"
+export THV_CHECKOUT="$PWD"
+exec .venv/bin/python -m devcluster.demo "$@"

@@ -26,7 +26,7 @@ import kr8s
 import kr8s.asyncio
 import pytest
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 

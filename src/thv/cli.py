@@ -122,14 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_proxy_arguments(proxy)
 
-    dev = sub.add_parser("dev", help="local control plane built from Go modules").add_subparsers(
-        dest="dev_command"
-    )
-    up = dev.add_parser("up", help="build (cached) and start etcd, kube-apiserver, kcm, scheduler and kwok")
-    up.add_argument("--state-dir", default=os.path.expanduser("~/.cache/thv/dev"))
-    up.add_argument("--jaeger", action="store_true", help="also run Jaeger (built from its Go module)")
-    down = dev.add_parser("down", help="stop the local control plane and remove its data")
-    down.add_argument("--state-dir", default=os.path.expanduser("~/.cache/thv/dev"))
     return parser
 
 
@@ -174,10 +166,6 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from thv.proxy.cli import main_from_args
 
         return main_from_args(args)
-    if args.command == "dev" and args.dev_command in ("up", "down"):
-        from thv.commands import dev_command
-
-        return dev_command(args)
     parser.print_help()
     return EXIT_USAGE
 

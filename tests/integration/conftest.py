@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from operator_harness import install_crds, operator_kubeconfig
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,8 @@ import httpx
 import msgspec
 from operator_harness import RUNNER_IMAGE
 
+from devcluster import ControlPlane
 from thv.api.crds import MCPExternalAuthConfig, MCPToolConfig
-from thv.devcluster import ControlPlane
 from thv.hashing import config_hash
 from thv.operator.offline import project, render_docs, unified_diff
 from thv.render.names import ANNOTATION_EXTAUTH_HASH, ANNOTATION_TOOLCONFIG_HASH

@@ -15,8 +15,8 @@ from typing import Any
 import anyio.from_thread
 import kr8s
 
+from devcluster import ControlPlane
 from thv.crdgen import crd_objects
-from thv.devcluster import ControlPlane
 from thv.operator.app import Operator
 from thv.rbac import cluster_role
 from thv.render.settings import OperatorSettings

@@ -48,7 +48,7 @@ from bad_inputs import (
 )
 from operator_harness import run_operator, wait_for
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 GROUP_PATH = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 SECRET_ENV = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 from operator_harness import wait_for
 
-from thv.demo import apply_examples, status_table
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
+from devcluster.demo import apply_examples, status_table
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 TE = {

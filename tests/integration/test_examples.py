@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from operator_harness import run_operator, wait_for
 
-from thv.demo import apply_examples, status_table
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
+from devcluster.demo import apply_examples, status_table
 
 
 @pytest.mark.parametrize("use_configmap", [False, True], ids=["flags", "configmap"])

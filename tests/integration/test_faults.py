@@ -32,7 +32,7 @@ import pytest
 from faults import OWNED, SECRET_VALUE, Churn, G, OperatorProcess, request, wait_converged
 from operator_harness import OPERATOR_USER
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 TRIALS = int(os.environ.get("THV_FAULT_TRIALS", "2"))
 SEEDS = [1000 + i for i in range(TRIALS)]

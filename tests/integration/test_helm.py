@@ -1,5 +1,5 @@
 """The Helm chart ``helm/thv``, checked with a real Helm (v3.22.0) built from its Go module by
-``tools/helm/build.sh`` (cached; a cold build takes a few minutes, see ``thv.devcluster.helm``).
+``tools/helm/build.sh`` (cached; a cold build takes a few minutes, see ``devcluster.helm``).
 
 - ``helm lint --strict`` passes, with the default values and with the second values set;
 - ``helm template`` matches the committed snapshots ``tests/fixtures/helm/template-<set>.yaml``
@@ -34,9 +34,9 @@ import pytest
 import yaml
 from operator_harness import RUNNER_IMAGE, run_operator, wait_for
 
-from thv.demo import PATHS
-from thv.devcluster import ControlPlane
-from thv.devcluster.helm import helm_binary
+from devcluster import ControlPlane
+from devcluster.demo import PATHS
+from devcluster.helm import helm_binary
 from thv.operator.leader import LEASE_NAME
 from thv.rbac import NAMESPACED_OWNERS, cluster_role, declared
 

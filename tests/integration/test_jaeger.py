@@ -1,5 +1,5 @@
 """Traces in a real Jaeger (v2, built from its Go module): the operator's reconcile trace for a
-config change, read back through Jaeger's HTTP query API; and ``thv dev up --jaeger``.
+config change, read back through Jaeger's HTTP query API; and ``scripts/dev up --jaeger``.
 
 The operator normally installs its tracer provider from the ``OTEL_*`` environment once per
 process (:func:`thv.observability.tracing.configure_tracing`). In a test session the global
@@ -38,9 +38,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from operator_harness import run_operator, wait_for
 from test_operator import SECRET, G, create, extauth, get, server
 
-from thv.devcluster import ControlPlane, build_binaries, dev_down, read_state
-from thv.devcluster.controlplane import pid_alive, wait_for_exit
-from thv.devcluster.jaeger import Jaeger, build_jaeger, find_traces
+from devcluster import ControlPlane, build_binaries, dev_down, read_state
+from devcluster.controlplane import pid_alive, wait_for_exit
+from devcluster.jaeger import Jaeger, build_jaeger, find_traces
 from thv.observability.tracing import configure_tracing
 
 N = 3
@@ -272,11 +272,11 @@ def test_config_change_trace_is_found_in_jaeger(
                 assert "test-secret-value" not in str(tag["value"]), (s["operationName"], tag)
 
 
-# -- thv dev up --jaeger ---------------------------------------------------------------------------
-def _thv(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+# -- scripts/dev up --jaeger -----------------------------------------------------------------------
+def _dev(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     return subprocess.run(
-        [sys.executable, "-m", "thv", *args],
+        [sys.executable, "-m", "devcluster", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -291,7 +291,7 @@ def _exports(stdout: str) -> dict[str, str]:
 
 @pytest.fixture
 def dev_state_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A THV state dir of its own (binaries built first, so `thv dev up` only starts things);
+    """A THV state dir of its own (binaries built first, so `scripts/dev up` only starts things);
     whatever the test leaves running is stopped."""
     with _uncaptured(request):
         build_binaries()
@@ -317,7 +317,7 @@ def _send_span(otlp_endpoint: str, service: str) -> None:
 
 def test_dev_up_jaeger_and_down(dev_state_dir: Path) -> None:
     t0 = time.monotonic()
-    up = _thv("dev", "up", "--jaeger", "--state-dir", str(dev_state_dir))
+    up = _dev("up", "--jaeger", "--state-dir", str(dev_state_dir))
     assert up.returncode == 0, up.stderr
     up_seconds = time.monotonic() - t0
     exports = _exports(up.stdout)
@@ -338,13 +338,13 @@ def test_dev_up_jaeger_and_down(dev_state_dir: Path) -> None:
     traces = wait_for(lambda: find_traces(info["query_url"], service), 10, "the span in Jaeger")
     assert [s["operationName"] for s in traces[0]["spans"]] == ["hello from the dev shell"]
 
-    again = _thv("dev", "up", "--jaeger", "--state-dir", str(dev_state_dir))
+    again = _dev("up", "--jaeger", "--state-dir", str(dev_state_dir))
     assert again.returncode == 0 and "already running" in again.stderr
     assert _exports(again.stdout) == exports
 
     pids = _all_pids(dict(state))
     t1 = time.monotonic()
-    down = _thv("dev", "down", "--state-dir", str(dev_state_dir))
+    down = _dev("down", "--state-dir", str(dev_state_dir))
     down_seconds = time.monotonic() - t1
     assert down.returncode == 0 and "stopped" in down.stderr, down.stderr
     assert all(wait_for_exit(pid, 10) for pid in pids), [p for p in pids if pid_alive(p)]
@@ -352,17 +352,17 @@ def test_dev_up_jaeger_and_down(dev_state_dir: Path) -> None:
     assert not list(dev_state_dir.glob("thv-*")), list(dev_state_dir.iterdir())
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{info['query_url']}/api/services", timeout=2)
-    print(f"thv dev up --jaeger {up_seconds:.1f}s, thv dev down {down_seconds:.1f}s")
+    print(f"scripts/dev up --jaeger {up_seconds:.1f}s, scripts/dev down {down_seconds:.1f}s")
 
 
 def test_dev_jaeger_dies_with_a_killed_daemon(dev_state_dir: Path) -> None:
-    up = _thv("dev", "up", "--jaeger", "--state-dir", str(dev_state_dir))
+    up = _dev("up", "--jaeger", "--state-dir", str(dev_state_dir))
     assert up.returncode == 0, up.stderr
     state = read_state(dev_state_dir)
     assert state is not None and "jaeger" in state
     pids = _all_pids(dict(state))
     os.kill(state["pid"], signal.SIGKILL)  # no cleanup runs: PR_SET_PDEATHSIG must take them down
     assert all(wait_for_exit(pid, 10) for pid in pids), [p for p in pids if pid_alive(p)]
-    down = _thv("dev", "down", "--state-dir", str(dev_state_dir))
+    down = _dev("down", "--state-dir", str(dev_state_dir))
     assert down.returncode == 0 and "no local control plane was running" in down.stderr
     assert not list(dev_state_dir.glob("thv-*")), list(dev_state_dir.iterdir())  # reaped

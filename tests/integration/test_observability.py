@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from operator_harness import OPERATOR_NS, OPERATOR_USER, run_operator, wait_for
 from test_operator import SECRET, G, create, extauth, get, server
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 N = 3
 

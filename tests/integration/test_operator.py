@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from operator_harness import OPERATOR_USER, run_operator, wait_for
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 

@@ -15,7 +15,7 @@ import pytest
 from operator_harness import run_operator, wait_for
 from test_operator import SECRET, G, create, extauth, get, server
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 from thv.kube import KubeClient, connect
 from thv.kube.resources import MCPEXTERNALAUTHCONFIGS
 from thv.writers.finalizers import add_finalizer, remove_finalizer

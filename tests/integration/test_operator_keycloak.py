@@ -15,7 +15,7 @@ import pytest
 from operator_harness import run_operator, wait_for
 from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 from thv.proxy import config_from_args, config_from_runconfig
 
 pytestmark = pytest.mark.keycloak

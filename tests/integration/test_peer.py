@@ -14,8 +14,8 @@ from typing import Any
 
 from operator_harness import wait_for
 
+from devcluster import ControlPlane
 from thv.crdgen import crd_objects
-from thv.devcluster import ControlPlane
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from peer import (

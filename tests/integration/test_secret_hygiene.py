@@ -36,7 +36,7 @@ from hygiene import SecretScanner
 from operator_harness import run_operator, wait_for
 from test_bad_input import GROUP_PATH, Snapshot, control_problem, send, surfaced_problem, wait_all
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
 
 SECRET_ENV = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"
 #: the bad inputs of the corpus that involve a Secret

@@ -25,7 +25,7 @@ from kr8s.asyncio.objects import (
     new_class,
 )
 
-from thv.devcluster import ADMIN_USER, COMPONENT_USERS, NODE_NAME, ControlPlane
+from devcluster import ADMIN_USER, COMPONENT_USERS, NODE_NAME, ControlPlane
 
 pytestmark = pytest.mark.anyio
 

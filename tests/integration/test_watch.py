@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from bus import Bus
+from devcluster import ControlPlane
 from thv.api.k8s import ConfigMap
-from thv.devcluster import ControlPlane
 from thv.kube import KubeClient, connect
 from thv.kube.resources import CONFIGMAPS
 from thv.sources.informer import EventType, Informer

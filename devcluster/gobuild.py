@@ -9,12 +9,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from devcluster.paths import tool_script
 
-
-def tool_script(tool: str) -> Path:
-    """``tools/<tool>/build.sh`` of the source checkout (it may not exist in an installed wheel)."""
-    return REPO_ROOT / "tools" / tool / "build.sh"
+__all__ = ["run_build_script", "tool_script"]
 
 
 def run_build_script(script: Path, error: type[Exception], *, quiet: bool = False) -> Path:

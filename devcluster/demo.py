@@ -1,6 +1,6 @@
 """The README's run command: a local control plane, thv's CRDs, the operator, the examples.
 
-``python -m thv.demo [--use-configmap] [--once]`` starts everything, applies ``examples/``
+``python -m devcluster.demo [--use-configmap] [--once]`` starts everything, applies ``examples/``
 into the namespace ``thv-examples``, waits until every MCPServer is Running and every config
 hashed, prints their status, then keeps the operator running until Ctrl-C (``--once`` exits).
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from thv.devcluster import ControlPlane
+from devcluster import ControlPlane
+from devcluster.paths import checkout
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NAMESPACE = "thv-examples"
 PATHS = {
     "Secret": "/api/v1/namespaces/{ns}/secrets",
@@ -32,15 +32,15 @@ def say(msg: str) -> None:
     print(f"[thv demo] {msg}", file=sys.stderr, flush=True)
 
 
-def example_docs(directory: Path = EXAMPLES) -> list[dict[str, Any]]:
+def example_docs(directory: Path | None = None) -> list[dict[str, Any]]:
     """Every document of every example file, in file order."""
     docs: list[dict[str, Any]] = []
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted((directory or checkout() / "examples").glob("*.yaml")):
         docs.extend(d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict))
     return docs
 
 
-def apply_examples(cp: ControlPlane, ns: str, directory: Path = EXAMPLES) -> list[tuple[str, str]]:
+def apply_examples(cp: ControlPlane, ns: str, directory: Path | None = None) -> list[tuple[str, str]]:
     """Create the examples in ``ns`` (idempotent); returns (kind, name) of each object."""
     cp.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
     created = []
@@ -76,7 +76,7 @@ def status_table(cp: ControlPlane, ns: str) -> tuple[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m thv.demo", description=__doc__.splitlines()[0] if __doc__ else ""
+        prog="python -m devcluster.demo", description=__doc__.splitlines()[0] if __doc__ else ""
     )
     parser.add_argument(
         "--use-configmap", action="store_true", help="RunConfig ConfigMap mode (default: flags)"

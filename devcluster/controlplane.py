@@ -54,14 +54,13 @@ import anyio
 import anyio.to_thread
 import yaml
 
-from thv.devcluster import lifecycle
-from thv.devcluster.audit import AuditLog
-from thv.devcluster.gobuild import run_build_script
-from thv.devcluster.lifecycle import ManagedProcesses, new_owned_dir
-from thv.devcluster.pki import make_pki
+from devcluster import lifecycle
+from devcluster.audit import AuditLog
+from devcluster.gobuild import run_build_script
+from devcluster.lifecycle import ManagedProcesses, new_owned_dir
+from devcluster.paths import find_tool_script
+from devcluster.pki import make_pki
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-BUILD_SCRIPT = REPO_ROOT / "tools" / "controlplane" / "build.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 ADMIN_USER = "thv-admin"
 """The username of the admin kubeconfig (group ``system:masters``) — the identity tests use."""
@@ -131,8 +130,8 @@ def build_binaries(*, quiet: bool = False) -> Path:
     env_dir = os.environ.get("THV_CONTROLPLANE_BIN")
     if env_dir:
         bin_dir = Path(env_dir)
-    elif BUILD_SCRIPT.exists():
-        bin_dir = run_build_script(BUILD_SCRIPT, ControlPlaneError, quiet=quiet)
+    elif (script := find_tool_script("controlplane")) is not None:
+        bin_dir = run_build_script(script, ControlPlaneError, quiet=quiet)
     else:
         found = sorted(
             (d for d in cache_root().glob("*/bin") if not _missing_binaries(d)),
@@ -140,7 +139,7 @@ def build_binaries(*, quiet: bool = False) -> Path:
         )
         if not found:
             raise ControlPlaneError(
-                f"no control-plane binaries: no {BUILD_SCRIPT} and none cached under {cache_root()}; "
+                f"no control-plane binaries: no checkout (THV_CHECKOUT) and none cached under {cache_root()}; "
                 "set THV_CONTROLPLANE_BIN"
             )
         bin_dir = found[-1]

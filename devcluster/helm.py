@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from thv.devcluster.gobuild import run_build_script, tool_script
-
-BUILD_SCRIPT = tool_script("helm")
+from devcluster.gobuild import run_build_script
+from devcluster.paths import find_tool_script
 
 
 class HelmBuildError(RuntimeError):
@@ -25,9 +24,10 @@ def helm_binary(*, quiet: bool = False) -> Path:
     if env_path:
         path = Path(env_path)
     else:
-        if not BUILD_SCRIPT.exists():
-            raise HelmBuildError(f"no {BUILD_SCRIPT} (not a source checkout); set THV_HELM")
-        path = run_build_script(BUILD_SCRIPT, HelmBuildError, quiet=quiet)
+        script = find_tool_script("helm")
+        if script is None:
+            raise HelmBuildError("no tools/helm/build.sh (not in a checkout; set THV_CHECKOUT or THV_HELM)")
+        path = run_build_script(script, HelmBuildError, quiet=quiet)
     if not os.access(path, os.X_OK):
         raise HelmBuildError(f"{path} is not an executable helm binary")
     return path

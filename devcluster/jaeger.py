@@ -1,4 +1,4 @@
-"""Jaeger v2 all-in-one (in-memory storage) on loopback, for tests and ``thv dev up --jaeger``.
+"""Jaeger v2 all-in-one (in-memory storage) on loopback, for tests and ``scripts/dev up --jaeger``.
 
 The binary is built from its Go module by ``tools/jaeger/build.sh`` (cached). :class:`Jaeger`
 picks free ports on 127.0.0.1 at start, writes a Jaeger v2 (OpenTelemetry-collector) config to
@@ -13,7 +13,7 @@ No other port is opened: the collector's own metrics endpoint (:8888) and Jaeger
 The Go module carries no UI assets, so ``/`` serves Jaeger's placeholder page; the HTTP query
 API (``/api/services``, ``/api/traces``, ``/api/traces/<id>``) is complete.
 
-Lifecycle, as for :class:`~thv.devcluster.controlplane.ControlPlane`: the process gets
+Lifecycle, as for :class:`~devcluster.controlplane.ControlPlane`: the process gets
 ``PR_SET_PDEATHSIG(SIGKILL)`` and dies with the *thread* that started it (start from the main
 thread or, with :meth:`Jaeger.astart`, from the event-loop thread); ``stop()`` is idempotent
 and also runs at exit; a data directory whose owner died is removed by the next start.
@@ -41,12 +41,12 @@ import anyio.to_thread
 import httpx
 import yaml
 
-from thv.devcluster import lifecycle
-from thv.devcluster.controlplane import REPO_ROOT, child_setup, free_port
-from thv.devcluster.gobuild import run_build_script
-from thv.devcluster.lifecycle import ManagedProcesses, new_owned_dir
+from devcluster import lifecycle
+from devcluster.controlplane import child_setup, free_port
+from devcluster.gobuild import run_build_script
+from devcluster.lifecycle import ManagedProcesses, new_owned_dir
+from devcluster.paths import find_tool_script
 
-BUILD_SCRIPT = REPO_ROOT / "tools" / "jaeger" / "build.sh"
 _DIR_PREFIX = "thv-jaeger-"
 _STORE = "memstore"
 
@@ -56,7 +56,7 @@ class JaegerError(RuntimeError):
 
 
 class JaegerInfo(TypedDict):
-    """Where a running Jaeger listens (recorded by ``thv dev up --jaeger`` in state.json)."""
+    """Where a running Jaeger listens (recorded by ``scripts/dev up --jaeger`` in state.json)."""
 
     pid: int
     otlp_http_endpoint: str
@@ -86,8 +86,8 @@ def build_jaeger(*, quiet: bool = False) -> Path:
     env_bin = os.environ.get("THV_JAEGER_BIN")
     if env_bin:
         path = Path(env_bin)
-    elif BUILD_SCRIPT.exists():
-        path = run_build_script(BUILD_SCRIPT, JaegerError, quiet=quiet)
+    elif (script := find_tool_script("jaeger")) is not None:
+        path = run_build_script(script, JaegerError, quiet=quiet)
     else:
         found = sorted(
             (p for p in cache_root().glob("*/bin/jaeger") if os.access(p, os.X_OK)),
@@ -95,7 +95,7 @@ def build_jaeger(*, quiet: bool = False) -> Path:
         )
         if not found:
             raise JaegerError(
-                f"no jaeger binary: no {BUILD_SCRIPT} and none cached under {cache_root()}; set THV_JAEGER_BIN"
+                f"no jaeger binary: no checkout (THV_CHECKOUT) and none cached under {cache_root()}; set THV_JAEGER_BIN"
             )
         path = found[-1]
     if not os.access(path, os.X_OK):
@@ -318,7 +318,7 @@ class Jaeger(ManagedProcesses):
         return self._popen is not None and self._popen.poll() is None
 
     def info(self) -> JaegerInfo:
-        """Addresses and files, as recorded in ``thv dev up``'s state.json."""
+        """Addresses and files, as recorded in ``scripts/dev up``'s state.json."""
         if self._popen is None:
             raise JaegerError("Jaeger has not been started")
         return {
@@ -540,7 +540,6 @@ class Jaeger(ManagedProcesses):
 
 
 __all__ = [
-    "BUILD_SCRIPT",
     "Jaeger",
     "JaegerError",
     "JaegerInfo",

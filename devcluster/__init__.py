@@ -1,8 +1,8 @@
 """A real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, kwok) built from pinned Go modules; for tests, demos and ``thv dev up``."""
+kube-scheduler, kwok) built from pinned Go modules; for tests, demos and ``scripts/dev up``."""
 
-from thv.devcluster.audit import WRITE_VERBS, AuditEvent, AuditLog
-from thv.devcluster.controlplane import (
+from devcluster.audit import WRITE_VERBS, AuditEvent, AuditLog
+from devcluster.controlplane import (
     ADMIN_USER,
     COMPONENT_USERS,
     NODE_NAME,
@@ -10,7 +10,7 @@ from thv.devcluster.controlplane import (
     ControlPlaneError,
     build_binaries,
 )
-from thv.devcluster.daemon import DevState, dev_down, dev_up, read_state
+from devcluster.daemon import DevState, dev_down, dev_up, read_state
 
 __all__ = [
     "ADMIN_USER",

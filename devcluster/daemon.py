@@ -1,14 +1,14 @@
-"""``thv dev up`` / ``thv dev down``: the local control plane as a background daemon.
+"""``scripts/dev up`` / ``scripts/dev down``: the local control plane as a background daemon.
 
 ``dev_up`` builds (or finds cached) binaries in the foreground, so the build's progress is
-visible, then starts ``python -m thv.devcluster.daemon <state_dir>`` in its own session with
+visible, then starts ``python -m devcluster.daemon <state_dir>`` in its own session with
 output to ``<state_dir>/daemon.log``. The daemon starts a :class:`ControlPlane` under
 ``state_dir``, writes ``<state_dir>/state.json`` once the cluster is ready, and stops it on
 SIGTERM/SIGINT. The control-plane processes die with the daemon (PR_SET_PDEATHSIG); a data
 directory left by a killed daemon is removed by the next ``dev_up``.
 
-With ``jaeger=True`` (``thv dev up --jaeger``) ``dev_up`` also builds Jaeger in the foreground
-and the daemon runs a :class:`~thv.devcluster.jaeger.Jaeger` (in-memory storage, free loopback
+With ``jaeger=True`` (``scripts/dev up --jaeger``) ``dev_up`` also builds Jaeger in the foreground
+and the daemon runs a :class:`~devcluster.jaeger.Jaeger` (in-memory storage, free loopback
 ports, started from the daemon's main thread so it dies with it too) and records its addresses
 under ``"jaeger"`` in state.json; ``dev_down`` stops it with the cluster.
 """
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
-from thv.devcluster.controlplane import (
+from devcluster.controlplane import (
     ControlPlane,
     ControlPlaneError,
     build_binaries,
@@ -33,10 +33,10 @@ from thv.devcluster.controlplane import (
     reap_stale_dirs,
     wait_for_exit,
 )
-from thv.devcluster.jaeger import Jaeger, JaegerError, JaegerInfo, build_jaeger
-from thv.devcluster.jaeger import reap_stale_dirs as reap_stale_jaeger_dirs
+from devcluster.jaeger import Jaeger, JaegerError, JaegerInfo, build_jaeger
+from devcluster.jaeger import reap_stale_dirs as reap_stale_jaeger_dirs
 
-_DAEMON_MODULE = "thv.devcluster.daemon"
+_DAEMON_MODULE = "devcluster.daemon"
 
 
 class DevState(TypedDict):
@@ -53,7 +53,7 @@ class DevState(TypedDict):
     started_at: float
     startup_seconds: float
     jaeger: NotRequired[JaegerInfo]
-    """Present when the daemon runs Jaeger (``thv dev up --jaeger``)."""
+    """Present when the daemon runs Jaeger (``scripts/dev up --jaeger``)."""
 
 
 def state_file(state_dir: Path) -> Path:
@@ -97,7 +97,7 @@ def dev_up(state_dir: Path, *, jaeger: bool = False, timeout: float = 120.0) -> 
         if jaeger and "jaeger" not in state:
             raise ControlPlaneError(
                 f"the dev cluster (pid {state['pid']}) is running without Jaeger; "
-                "stop it with `thv dev down` first, then `thv dev up --jaeger`"
+                "stop it with `scripts/dev down` first, then `scripts/dev up --jaeger`"
             )
         print(f"[devcluster] already running (pid {state['pid']})", file=sys.stderr)
         return state
