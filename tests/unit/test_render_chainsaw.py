@@ -172,3 +172,52 @@ def test_the_secret_value_is_nowhere(use_configmap: bool) -> None:
     d = scenario(use_configmap)
     assert "test-secret-value" not in json.dumps(d.bodies())
     assert "test-secret-value" not in " ".join(d.args)
+
+
+# --- the flag-mode twin ---------------------------------------------------------------------
+# Upstream's scenario necessarily fails in flag mode: step 8 selects the RunConfig ConfigMap,
+# which flag mode does not create. The twin asserts the same facts where flag mode carries them:
+# the ``toolhive`` container's args (and, as in step 9, its env).
+
+
+def flag(args: list[str], name: str) -> list[str]:
+    """Values of ``--name=value`` in ``args`` (flag mode spells every flag with ``=``)."""
+    return [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
+
+
+def test_flag_twin_step8_token_exchange_on_the_deployment_args() -> None:
+    d = scenario(use_configmap=False)
+    assert select(d, "ConfigMap", "toolhive.stacklok.io/mcp-server=external-auth-test") == []
+    deployment = by_name(d, "Deployment", "external-auth-test")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert flag(args, "token-exchange-url") == ["https://oauth.example.com/token"]
+    assert flag(args, "token-exchange-client-id") == ["test-client-id"]
+    assert flag(args, "token-exchange-audience") == ["mcp-backend"]
+    assert " ".join(flag(args, "token-exchange-scopes")[0].split(",")) == "read write"
+    # header_strategy "custom" is implied by the header-name flag (the runner derives it)
+    assert flag(args, "token-exchange-header-name") == ["X-Upstream-Token"]
+    # jq '.client_secret // empty' == "": no secret flag, no secret value anywhere in the args
+    assert not [a for a in args if a.startswith("--token-exchange-client-secret")]
+    assert "test-secret-value" not in " ".join(args)
+    # the image is the last positional argument, as upstream's runner expects
+    assert args[-1] == "ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2"
+
+
+def test_flag_twin_step9_secret_env_and_steps_6_7() -> None:
+    deployment = by_name(scenario(use_configmap=False), "Deployment", "external-auth-test")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "toolhive"
+    matches = [e for e in container["env"] if e["name"] == "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"]
+    assert matches == [
+        {
+            "name": "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": "oauth-test-secret", "key": "client-secret"}},
+        }
+    ]
+    template = deployment["spec"]["template"]["metadata"]
+    assert template["labels"]["app.kubernetes.io/instance"] == "external-auth-test"
+    assert template["annotations"]["toolhive.stacklok.dev/externalauthconfig-hash"] == "5f0c1a2b"
+    assert "toolhive.stacklok.dev/runconfig-checksum" not in template["annotations"]
+    assert not [
+        v for v in deployment["spec"]["template"]["spec"].get("volumes") or [] if v["name"] == "runconfig"
+    ]
