@@ -834,7 +834,17 @@ CASES: tuple[Case, ...] = (
         "Service name 'mcp-dotted.server-proxy' must be an RFC 1035 label",
         name="dotted.server",
     ),
-    _srv_only("name-54-chars", NAMES, "InvalidName", "at most 53 characters", name="n" * 54),
+    _srv_only(
+        "name-54-chars-sse",
+        NAMES,
+        "InvalidName",
+        "at most 50 characters",
+        name="n" * 54,
+        transport="sse",
+        mcpPort=8080,
+    ),
+    _srv_only("name-53-chars-stdio", NAMES, "InvalidName", "over 52 characters", name="m" * 53),
+    _srv_only("name-63-chars-stdio", NAMES, "InvalidName", "over 52 characters", name="k" * 63),
     _srv_only(
         "name-51-chars-sse", NAMES, "InvalidName", "headless", name="h" * 51, transport="sse", mcpPort=8080
     ),

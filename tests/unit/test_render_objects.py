@@ -557,3 +557,21 @@ def test_namespace_less_manifest_renders_into_default() -> None:
     )
     d = render(srv, CONFIGMAP)
     assert {o.metadata.namespace for o in d.objects()} == {"default"}
+
+
+@pytest.mark.parametrize("transport", ["stdio", "sse", "streamable-http"])
+def test_names_the_proxy_runners_statefulset_cannot_run_are_refused(transport: str) -> None:
+    """The StatefulSet ``<name>`` labels its pods ``controller-revision-hash=<name>-<10 chars>``:
+    52 characters is the longest name whose pods can exist, whatever the Service names allow."""
+    spec = f"image: img\ntransport: {transport}\nmcpPort: 8080"
+    longest = 52 if transport == "stdio" else 50  # sse/streamable-http: mcp-<name>-headless
+    ok = msgspec.structs.replace(
+        server(spec), metadata=msgspec.structs.replace(server(spec).metadata, name="a" * longest)
+    )
+    render(ok, FLAGS)
+    for length in range(longest + 1, 64):
+        bad = msgspec.structs.replace(ok, metadata=msgspec.structs.replace(ok.metadata, name="a" * length))
+        with pytest.raises(RenderError) as err:
+            render(bad, FLAGS)
+        assert err.value.reason == "InvalidName"
+        assert ("over 52 characters" if transport == "stdio" else "at most") in err.value.message

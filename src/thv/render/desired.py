@@ -21,6 +21,7 @@ from thv.render import names
 from thv.render.authz import authz_inline_configmap
 from thv.render.common import server_name
 from thv.render.deployment import deployment, proxy_env
+from thv.render.errors import REASON_INVALID_NAME, RenderError
 from thv.render.flags import configmap_mode_args, flag_mode_args, flag_mode_warnings
 from thv.render.podpatch import pod_template_patch_json
 from thv.render.rbac import (
@@ -89,6 +90,20 @@ class Desired:
         return [msgspec.to_builtins(obj) for obj in self.objects()]
 
 
+def check_statefulset_name(name: str) -> None:
+    """Every transport runs the MCP server in the StatefulSet ``<name>`` the proxy runner creates;
+    its pods cannot be created when ``<name>-<revision hash>`` exceeds a 63-character label value,
+    so a longer name is refused up front (the Service names alone allow 53)."""
+    if len(name) > names.MAX_STATEFULSET_NAME:
+        raise RenderError(
+            REASON_INVALID_NAME,
+            f"MCPServer name {name!r} cannot be used: it is {len(name)} characters long, and the "
+            f"proxy runner's StatefulSet {name!r} cannot create pods for names over "
+            f"{names.MAX_STATEFULSET_NAME} characters (the pods' controller-revision-hash label "
+            f"'<name>-<10-character hash>' must fit in 63)",
+        )
+
+
 def render(
     server: MCPServer,
     settings: OperatorSettings,
@@ -123,6 +138,8 @@ def render(
         extauth_hash=extauth_hash,
     )
     name = server_name(server)
+    if server.spec.transport == "stdio":  # sse/streamable-http: the headless Service name is shorter
+        check_statefulset_name(name)
     run_config = build_run_config(server, settings, refs)
     pod_patch = pod_template_patch_json(server)
     pod_annotations: dict[str, str] = {}

@@ -122,6 +122,12 @@ def headless_service_name(server: str) -> str:
     return f"mcp-{server}-headless"
 
 
+#: longest MCPServer name whose StatefulSet can create pods: the proxy runner names the
+#: StatefulSet ``<name>``, and the StatefulSet controller labels its pods with
+#: ``controller-revision-hash=<name>-<10-character hash>``, a label value of at most 63 characters
+MAX_STATEFULSET_NAME: Final = 52
+
+
 def service_url(server: str, namespace: str, port: int) -> str:
     """``status.url``: ``http://mcp-<name>-proxy.<ns>.svc.cluster.local:<port>``."""
     return f"http://{service_name(server)}.{namespace}.svc.cluster.local:{port}"
