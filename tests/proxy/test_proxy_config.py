@@ -253,7 +253,7 @@ def test_flags_full() -> None:
         (["--token-exchange-audience", "a"], "--token-exchange-url is required"),
         (["--token-exchange-url", "u", "--token-exchange-subject-token-type", "saml"], "subject_token_type"),
         (["--target", "ftp://x"], "must start with http"),
-        (["--bogus"], "unrecognized arguments"),
+        (["--bogus"], "unknown flag: --bogus"),
         (["--port", "nope"], "invalid int value"),
         (["--oidc-audience", "a"], "--oidc-issuer is required"),
         (["--target-host", "h"], "--target-host needs --target-port"),

@@ -22,8 +22,40 @@ from typing import Any
 
 import msgspec
 
+# middleware types, header strategies and token types: one vocabulary, in ``thv.api.contract``
+from thv.api.contract import (
+    HEADER_STRATEGY_CUSTOM,
+    HEADER_STRATEGY_REPLACE,
+    MW_AUDIT,
+    MW_AUTH,
+    MW_AUTHORIZATION,
+    MW_MCP_PARSER,
+    MW_TELEMETRY,
+    MW_TOKEN_EXCHANGE,
+    MW_TOOL_CALL_FILTER,
+    MW_TOOL_FILTER,
+    MW_USAGE_METRICS,
+    TOKEN_TYPE_ACCESS_TOKEN,
+    TOKEN_TYPE_ID_TOKEN,
+    TOKEN_TYPE_JWT,
+)
+
 __all__ = [
+    "HEADER_STRATEGY_CUSTOM",
+    "HEADER_STRATEGY_REPLACE",
+    "MW_AUDIT",
+    "MW_AUTH",
+    "MW_AUTHORIZATION",
+    "MW_MCP_PARSER",
+    "MW_TELEMETRY",
+    "MW_TOKEN_EXCHANGE",
+    "MW_TOOL_CALL_FILTER",
+    "MW_TOOL_FILTER",
+    "MW_USAGE_METRICS",
     "SCHEMA_VERSION",
+    "TOKEN_TYPE_ACCESS_TOKEN",
+    "TOKEN_TYPE_ID_TOKEN",
+    "TOKEN_TYPE_JWT",
     "AuditConfig",
     "AuditMiddlewareParams",
     "AuthMiddlewareParams",
@@ -49,24 +81,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "v0.1.0"
-
-# middleware types (``middleware_configs[].type``), in upstream PopulateMiddlewareConfigs order
-MW_AUTH = "auth"
-MW_TOKEN_EXCHANGE = "tokenexchange"
-MW_TOOL_FILTER = "tool-filter"
-MW_TOOL_CALL_FILTER = "tool-call-filter"
-MW_MCP_PARSER = "mcp-parser"
-MW_USAGE_METRICS = "usagemetrics"
-MW_TELEMETRY = "telemetry"
-MW_AUTHORIZATION = "authorization"
-MW_AUDIT = "audit"
-
-HEADER_STRATEGY_REPLACE = "replace"
-HEADER_STRATEGY_CUSTOM = "custom"
-
-TOKEN_TYPE_ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
-TOKEN_TYPE_ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
-TOKEN_TYPE_JWT = "urn:ietf:params:oauth:token-type:jwt"
 
 
 def _always(default: Any) -> Any:

@@ -28,16 +28,14 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-SECRET_ENV: Final = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"
-GRANT_TYPE_TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
-TOKEN_TYPE_ACCESS_TOKEN: Final = "urn:ietf:params:oauth:token-type:access_token"
-TOKEN_TYPE_ID_TOKEN: Final = "urn:ietf:params:oauth:token-type:id_token"
-TOKEN_TYPE_JWT: Final = "urn:ietf:params:oauth:token-type:jwt"
-SUBJECT_TOKEN_TYPES: Final[Mapping[str, str]] = {
-    "access_token": TOKEN_TYPE_ACCESS_TOKEN,
-    "id_token": TOKEN_TYPE_ID_TOKEN,
-    "jwt": TOKEN_TYPE_JWT,
-}
+from thv.api import contract
+
+SECRET_ENV: Final = contract.ENV_TOKEN_EXCHANGE_CLIENT_SECRET
+GRANT_TYPE_TOKEN_EXCHANGE: Final = contract.GRANT_TYPE_TOKEN_EXCHANGE
+TOKEN_TYPE_ACCESS_TOKEN: Final = contract.TOKEN_TYPE_ACCESS_TOKEN
+TOKEN_TYPE_ID_TOKEN: Final = contract.TOKEN_TYPE_ID_TOKEN
+TOKEN_TYPE_JWT: Final = contract.TOKEN_TYPE_JWT
+SUBJECT_TOKEN_TYPES: Final[Mapping[str, str]] = contract.SUBJECT_TOKEN_TYPES
 DEFAULT_LISTEN_HOST: Final = "127.0.0.1"
 DEFAULT_LISTEN_PORT: Final = 8080
 DEFAULT_TARGET_HOST: Final = "127.0.0.1"
@@ -122,15 +120,12 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def normalize_subject_token_type(value: str | None) -> str:
-    """Short form or URN → URN; empty → access-token URN; anything else is an error."""
-    if not value:
-        return TOKEN_TYPE_ACCESS_TOKEN
-    if value in SUBJECT_TOKEN_TYPES:
-        return SUBJECT_TOKEN_TYPES[value]
-    if value in SUBJECT_TOKEN_TYPES.values():
-        return value
-    allowed = ", ".join([*SUBJECT_TOKEN_TYPES, *SUBJECT_TOKEN_TYPES.values()])
-    raise ConfigError(f"subject_token_type {value!r} is not one of {allowed}")
+    """Short form or URN → URN; empty → access-token URN; anything else is an error
+    (:func:`thv.api.contract.effective_subject_token_type`)."""
+    try:
+        return contract.effective_subject_token_type(value)
+    except contract.ContractError as exc:
+        raise ConfigError(f"subject_token_type: {exc}") from None
 
 
 def _split_scopes(values: Sequence[str]) -> tuple[str, ...]:
@@ -168,7 +163,7 @@ def _token_exchange(
     header = external_token_header_name or None
     if strategy == "custom" and not header:
         raise ConfigError(f"{where}: header_strategy 'custom' needs external_token_header_name")
-    if header is not None and (not header.isascii() or any(c in header for c in ' \t:\r\n"(),;=')):
+    if header is not None and not contract.is_header_name(header):
         raise ConfigError(f"{where}: external_token_header_name {header!r} is not a valid header name")
     return TokenExchangeSettings(
         token_url=token_url,
@@ -254,7 +249,7 @@ class _RunConfig(msgspec.Struct, kw_only=True):
 def _rc_token_exchange(rc: _RunConfig, env: Mapping[str, str]) -> TokenExchangeSettings | None:
     found: list[tuple[str, _RCTokenExchange]] = []
     for index, mw in enumerate(rc.middleware_configs or []):
-        if mw.type != "tokenexchange":
+        if mw.type != contract.MW_TOKEN_EXCHANGE:
             continue
         params = (mw.parameters or {}).get("token_exchange_config")
         if params is None:
@@ -295,7 +290,7 @@ def _rc_token_exchange(rc: _RunConfig, env: Mapping[str, str]) -> TokenExchangeS
 def _rc_oidc(rc: _RunConfig) -> OIDCSettings | None:
     oidc: _RCOIDC | None = None
     for index, mw in enumerate(rc.middleware_configs or []):
-        if mw.type == "auth":
+        if mw.type == contract.MW_AUTH:
             params = (mw.parameters or {}).get("oidc_config")
             if params is not None:
                 try:
@@ -353,11 +348,6 @@ def config_from_runconfig(
 
 # ------------------------------------------------------------------------------------------------
 # flags
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # no sys.exit from a pure function
-        raise ConfigError(message)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -443,6 +433,66 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     ops.add_argument("--log-format", choices=("json", "console"), default="json")
 
 
+class ProxyFlags(msgspec.Struct, frozen=True, kw_only=True):
+    """The proxy's flag values, typed (``None``: not given). Filled by the one tokenizer
+    (:func:`thv.api.contract.parse_flags`) for ``thv-runner`` and :func:`config_from_args`, or
+    from ``thv proxy``'s argparse namespace; turned into a :class:`ProxyConfig` by
+    :func:`config_from_flags`, the one flag source."""
+
+    name: str | None = None
+    host: str | None = None
+    proxy_port: int | None = None
+    target: str | None = None
+    target_host: str | None = None
+    target_port: int | None = None
+    runconfig: str | None = None
+    token_exchange_url: str | None = None
+    token_exchange_client_id: str | None = None
+    token_exchange_audience: str | None = None
+    token_exchange_scopes: tuple[str, ...] | None = None
+    token_exchange_subject_token_type: str | None = None
+    token_exchange_header_name: str | None = None
+    token_exchange_client_secret: str | None = None
+    token_exchange_client_secret_file: str | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    thv_ca_bundle: str | None = None
+    jwks_auth_token_file: str | None = None
+    jwks_allow_private_ip: bool = False
+    resource_url: str | None = None
+    token_exchange_timeout: float = DEFAULT_EXCHANGE_TIMEOUT
+    token_cache_skew: float = DEFAULT_CACHE_SKEW
+    no_token_cache: bool = False
+
+
+_INT_FLAGS: Final = ("proxy_port", "target_port")
+_FLOAT_FLAGS: Final = ("token_exchange_timeout", "token_cache_skew")
+_PROXY_FIELDS: Final = frozenset(ProxyFlags.__struct_fields__)
+
+
+def proxy_flags(values: Mapping[str, str | bool | tuple[str, ...]]) -> ProxyFlags:
+    """Type the proxy's part of tokenized flag values (other keys are ignored)."""
+    typed: dict[str, object] = {}
+    for key, value in values.items():
+        if key not in _PROXY_FIELDS:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key in _INT_FLAGS:
+            try:
+                typed[key] = int(str(value))
+            except ValueError:
+                raise ConfigError(f"{flag}: invalid int value {value!r}") from None
+        elif key in _FLOAT_FLAGS:
+            try:
+                typed[key] = float(str(value))
+            except ValueError:
+                raise ConfigError(f"{flag}: invalid float value {value!r}") from None
+        else:
+            typed[key] = value
+    return msgspec.convert(typed, ProxyFlags)
+
+
 _TE_FLAGS: Final = (
     "token_exchange_url",
     "token_exchange_client_id",
@@ -460,75 +510,100 @@ _OIDC_FLAGS: Final = (
 )
 
 
-def config_from_namespace(ns: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> ProxyConfig:
-    """Build the config from parsed flags (see :func:`add_config_arguments`).
+def config_from_flags(
+    flags: ProxyFlags, *, env: Mapping[str, str] | None = None, runconfig: bytes | None = None
+) -> ProxyConfig:
+    """The one flag source: typed flag values → :class:`ProxyConfig`.
 
-    With ``--runconfig FILE`` the file is the source (read here) and only the listen/target flags
-    may override it; token-exchange and OIDC flags are then refused, so there is one source of truth.
+    With ``--runconfig FILE`` (or ``runconfig`` bytes, already read by the caller) the file is the
+    source and only the listen/target/name/operation flags may override it; token-exchange and
+    OIDC flags are then refused, so there is one source of truth.
     """
     env = os.environ if env is None else env
-    if ns.token_exchange_client_secret is not None or ns.token_exchange_client_secret_file is not None:
+    if flags.token_exchange_client_secret is not None or flags.token_exchange_client_secret_file is not None:
         raise ConfigError(f"client secrets are not accepted as flags; set ${SECRET_ENV} instead")
-    if ns.runconfig is not None:
-        mixed = [f for f in (*_TE_FLAGS, *_OIDC_FLAGS) if getattr(ns, f) is not None]
-        if mixed or ns.jwks_allow_private_ip or ns.resource_url is not None:
+    if flags.runconfig is not None or runconfig is not None:
+        mixed = [f for f in (*_TE_FLAGS, *_OIDC_FLAGS) if getattr(flags, f) is not None]
+        if mixed or flags.jwks_allow_private_ip or flags.resource_url is not None:
             names = ", ".join("--" + f.replace("_", "-") for f in mixed) or "OIDC flags"
             raise ConfigError(f"--runconfig cannot be combined with {names}")
-        try:
-            with open(ns.runconfig, "rb") as fh:
-                base = config_from_runconfig(fh.read(), env=env)
-        except OSError as exc:
-            raise ConfigError(f"--runconfig: cannot read {ns.runconfig}: {exc.strerror}") from None
+        if runconfig is None:
+            assert flags.runconfig is not None
+            try:
+                with open(flags.runconfig, "rb") as fh:
+                    runconfig = fh.read()
+            except OSError as exc:
+                raise ConfigError(f"--runconfig: cannot read {flags.runconfig}: {exc.strerror}") from None
+        base = config_from_runconfig(runconfig, env=env)
     else:
         token_exchange = None
-        if ns.token_exchange_url is not None:
+        if flags.token_exchange_url is not None:
             token_exchange = _token_exchange(
-                token_url=ns.token_exchange_url,
-                client_id=ns.token_exchange_client_id,
+                token_url=flags.token_exchange_url,
+                client_id=flags.token_exchange_client_id,
                 client_secret=None,
-                audience=ns.token_exchange_audience,
-                scopes=ns.token_exchange_scopes or [],
-                subject_token_type=ns.token_exchange_subject_token_type,
-                header_strategy="custom" if ns.token_exchange_header_name else "replace",
-                external_token_header_name=ns.token_exchange_header_name,
+                audience=flags.token_exchange_audience,
+                scopes=flags.token_exchange_scopes or (),
+                subject_token_type=flags.token_exchange_subject_token_type,
+                header_strategy=(
+                    contract.HEADER_STRATEGY_CUSTOM
+                    if flags.token_exchange_header_name
+                    else contract.HEADER_STRATEGY_REPLACE
+                ),
+                external_token_header_name=flags.token_exchange_header_name,
                 env=env,
                 where="--token-exchange-*",
             )
         else:
-            stray = [f for f in _TE_FLAGS if getattr(ns, f) is not None]
+            stray = [f for f in _TE_FLAGS if getattr(flags, f) is not None]
             if stray:
                 raise ConfigError(f"--token-exchange-url is required with --{stray[0].replace('_', '-')}")
         oidc = None
-        if ns.oidc_issuer:
+        if flags.oidc_issuer:
             oidc = OIDCSettings(
-                issuer=ns.oidc_issuer,
-                audience=ns.oidc_audience or None,
-                jwks_url=ns.oidc_jwks_url or None,
-                ca_cert_path=ns.thv_ca_bundle or None,
-                auth_token_file=ns.jwks_auth_token_file or None,
-                allow_private_ip=bool(ns.jwks_allow_private_ip),
-                resource_url=ns.resource_url or None,
+                issuer=flags.oidc_issuer,
+                audience=flags.oidc_audience or None,
+                jwks_url=flags.oidc_jwks_url or None,
+                ca_cert_path=flags.thv_ca_bundle or None,
+                auth_token_file=flags.jwks_auth_token_file or None,
+                allow_private_ip=bool(flags.jwks_allow_private_ip),
+                resource_url=flags.resource_url or None,
             )
-        elif ns.oidc_audience or ns.oidc_jwks_url:
+        elif flags.oidc_audience or flags.oidc_jwks_url:
             raise ConfigError("--oidc-issuer is required for incoming token validation")
         base = ProxyConfig(token_exchange=token_exchange, oidc=oidc)
     target = base.target_url
-    if ns.target is not None:
-        target = ns.target
-    elif ns.target_port is not None:
-        target = _target_url(ns.target_host or _host_of(target), ns.target_port)
-    elif ns.target_host is not None:
+    if flags.target is not None:
+        target = flags.target
+    elif flags.target_port is not None:
+        target = _target_url(flags.target_host or _host_of(target), flags.target_port)
+    elif flags.target_host is not None:
         raise ConfigError("--target-host needs --target-port")
     return msgspec.structs.replace(
         base,
-        listen_host=ns.host if ns.host is not None else base.listen_host,
-        listen_port=_check_port(ns.port, "--port") if ns.port is not None else base.listen_port,
+        listen_host=flags.host if flags.host is not None else base.listen_host,
+        listen_port=(
+            _check_port(flags.proxy_port, "--proxy-port")
+            if flags.proxy_port is not None
+            else base.listen_port
+        ),
         target_url=_check_target(target, "--target"),
-        name=ns.name if ns.name is not None else base.name,
-        exchange_timeout=_positive(ns.token_exchange_timeout, "--token-exchange-timeout"),
-        cache_enabled=not ns.no_token_cache,
-        cache_skew=_positive(ns.token_cache_skew, "--token-cache-skew", zero_ok=True),
+        name=flags.name if flags.name is not None else base.name,
+        exchange_timeout=_positive(flags.token_exchange_timeout, "--token-exchange-timeout"),
+        cache_enabled=not flags.no_token_cache,
+        cache_skew=_positive(flags.token_cache_skew, "--token-cache-skew", zero_ok=True),
     )
+
+
+def config_from_namespace(ns: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> ProxyConfig:
+    """``thv proxy``'s argparse namespace (see :func:`add_config_arguments`) → :class:`ProxyConfig`
+    through :func:`config_from_flags`."""
+    values = {k: v for k, v in vars(ns).items() if v is not None}
+    if "port" in values:
+        values["proxy_port"] = values.pop("port")
+    if isinstance(values.get("token_exchange_scopes"), list):
+        values["token_exchange_scopes"] = tuple(values["token_exchange_scopes"])
+    return config_from_flags(proxy_flags(values), env=env)
 
 
 def _positive(value: float, flag: str, *, zero_ok: bool = False) -> float:
@@ -548,15 +623,17 @@ def _host_of(url: str | None) -> str | None:
 def config_from_args(argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> ProxyConfig:
     """Parse ``thv proxy`` arguments (without the ``proxy`` word) into a :class:`ProxyConfig`.
 
-    Accepts every ``thv proxy`` flag (``--log-*`` are accepted and ignored). Raises
-    :class:`ConfigError` instead of exiting. Unknown flags are errors.
+    Tokenized by :func:`thv.api.contract.parse_flags` against ``thv proxy``'s flags
+    (``--log-*`` are accepted and ignored). Raises :class:`ConfigError` instead of exiting;
+    an unknown flag or a positional argument is an error.
     """
-    parser = _ArgumentParser(prog="thv proxy", add_help=False)
-    add_config_arguments(parser)
-    ns, rest = parser.parse_known_args(list(argv))
-    if rest:
-        raise ConfigError(f"unrecognized arguments: {' '.join(rest)}")
-    return config_from_namespace(ns, env=env)
+    try:
+        parsed = contract.parse_flags(argv, contract.PROXY_FLAGS)
+    except contract.ContractError as exc:
+        raise ConfigError(str(exc)) from None
+    if parsed.positionals or parsed.rest:
+        raise ConfigError(f"unexpected argument: {(parsed.positionals or parsed.rest)[0]}")
+    return config_from_flags(proxy_flags(parsed.values), env=env)
 
 
 def describe(config: ProxyConfig) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from thv.api.contract import flag
 from thv.api.crds import (
     AUTHZ_CONFIGMAP,
     AUTHZ_INLINE,
@@ -160,11 +161,11 @@ def token_exchange_flags(server: MCPServer, refs: References) -> list[str]:
     if ext is None:
         return []
     te = token_exchange_config(ext)
-    args = [f"--token-exchange-url={te.token_url}"]
+    args = [flag("--token-exchange-url", te.token_url)]
     if te.client_id:
-        args.append(f"--token-exchange-client-id={te.client_id}")
+        args.append(flag("--token-exchange-client-id", te.client_id))
     if te.audience:
-        args.append(f"--token-exchange-audience={te.audience}")
+        args.append(flag("--token-exchange-audience", te.audience))
     if te.scopes:
         bad = [s for s in te.scopes if "," in s]
         if bad:
@@ -173,11 +174,11 @@ def token_exchange_flags(server: MCPServer, refs: References) -> list[str]:
                 f"scope {bad[0]!r} contains a comma, which --token-exchange-scopes cannot carry "
                 "(use ConfigMap mode)",
             )
-        args.append(f"--token-exchange-scopes={','.join(te.scopes)}")
+        args.append(flag("--token-exchange-scopes", ",".join(te.scopes)))
     if te.subject_token_type:
-        args.append(f"--token-exchange-subject-token-type={te.subject_token_type}")
+        args.append(flag("--token-exchange-subject-token-type", te.subject_token_type))
     if te.external_token_header_name:
-        args.append(f"--token-exchange-header-name={te.external_token_header_name}")
+        args.append(flag("--token-exchange-header-name", te.external_token_header_name))
     return args
 
 

@@ -25,6 +25,7 @@ from typing import Any, Final
 import msgspec
 import yaml
 
+from thv.api import contract
 from thv.api import runconfig as rc
 from thv.api.crds import (
     AUTHZ_CONFIGMAP,
@@ -83,15 +84,9 @@ __all__ = [
     "vault_injected",
 ]
 
-#: short subject token types accepted by the CRD, and their URNs
-SUBJECT_TOKEN_TYPES: Final[Mapping[str, str]] = {
-    "access_token": rc.TOKEN_TYPE_ACCESS_TOKEN,
-    "id_token": rc.TOKEN_TYPE_ID_TOKEN,
-    "jwt": rc.TOKEN_TYPE_JWT,
-}
+#: short subject token types accepted by the CRD, and their URNs (the one vocabulary)
+SUBJECT_TOKEN_TYPES: Final[Mapping[str, str]] = contract.SUBJECT_TOKEN_TYPES
 _HTTP_TRANSPORTS: Final = (TRANSPORT_SSE, TRANSPORT_STREAMABLE_HTTP)
-#: RFC 9110 ``token`` (an HTTP header field name)
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _GO_FLOAT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 DEFAULT_TELEMETRY_SERVICE_NAME: Final = "toolhive-mcp-proxy"
 DEFAULT_SAMPLING_RATE: Final = 0.05
@@ -102,18 +97,12 @@ DEFAULT_AUDIT_MAX_DATA_SIZE: Final = 1024
 
 
 def normalize_subject_token_type(value: str | None) -> str:
-    """Upstream ``NormalizeTokenType``: ``""`` stays ``""``; short forms become the full URN."""
-    if not value:
-        return ""
-    if value in SUBJECT_TOKEN_TYPES.values():
-        return value
-    if value in SUBJECT_TOKEN_TYPES:
-        return SUBJECT_TOKEN_TYPES[value]
-    raise RenderError(
-        REASON_INVALID_EXTERNAL_AUTH,
-        f"invalid subject token type: invalid token type {value!r}: must be one of: "
-        "access_token, id_token, jwt",
-    )
+    """Upstream ``NormalizeTokenType`` (:func:`thv.api.contract.normalize_subject_token_type`):
+    ``""`` stays ``""``; short forms become the full URN."""
+    try:
+        return contract.normalize_subject_token_type(value)
+    except contract.ContractError as exc:
+        raise RenderError(REASON_INVALID_EXTERNAL_AUTH, str(exc)) from None
 
 
 def _check_token_url(url: str) -> None:
@@ -172,7 +161,7 @@ def token_exchange_config(ext: MCPExternalAuthConfig) -> rc.TokenExchangeConfig:
                 REASON_INVALID_EXTERNAL_AUTH, f"token exchange {field} contains a NUL character"
             )
     header = te.external_token_header_name or ""
-    if header and not _HEADER_NAME.match(header):
+    if header and not contract.is_header_name(header):
         raise RenderError(
             REASON_INVALID_EXTERNAL_AUTH,
             f"externalTokenHeaderName {header!r} is not a valid HTTP header name",
