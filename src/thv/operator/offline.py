@@ -20,47 +20,110 @@ from thv.render import RenderError, render
 from thv.render.settings import OperatorSettings
 
 
-def _load(paths: list[str]) -> list[dict[str, Any]]:
+def _load(paths: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The mapping documents of every file, and one error per file that is not YAML."""
     docs: list[dict[str, Any]] = []
+    errors: list[str] = []
     for path in paths:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        docs.extend(d for d in yaml.safe_load_all(text) if isinstance(d, dict))
-    return docs
+        try:
+            docs.extend(d for d in yaml.safe_load_all(text) if isinstance(d, dict))
+        except yaml.YAMLError as exc:
+            errors.append(f"{path}: not YAML: {' '.join(str(exc).split())}")
+    return docs, errors
+
+
+_CONFIG_TYPES: dict[str, type[MCPExternalAuthConfig] | type[MCPToolConfig]] = {
+    "MCPExternalAuthConfig": MCPExternalAuthConfig,
+    "MCPToolConfig": MCPToolConfig,
+}
+
+
+def _doc_name(doc: dict[str, Any]) -> str:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _doc_namespace(doc: dict[str, Any], default: str) -> str:
+    meta = doc.get("metadata")
+    ns = meta.get("namespace") if isinstance(meta, dict) else None
+    return ns if isinstance(ns, str) and ns else default
+
+
+def _invalid(exc: msgspec.ValidationError) -> str:
+    return f"invalid: {exc}"
 
 
 def render_docs(
     docs: list[dict[str, Any]], settings: OperatorSettings, namespace: str = "default"
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """(objects, errors) for every MCPServer among ``docs``; ``namespace`` is the default for
-    documents without one (like ``kubectl apply -n``)."""
-    by_kind: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for d in docs:
-        meta = d.get("metadata") or {}
-        by_kind[(d.get("kind", ""), meta.get("namespace") or namespace, meta.get("name", ""))] = d
-    out: list[dict[str, Any]] = []
+    documents without one (like ``kubectl apply -n``).
+
+    Every valid server is rendered; each bad document (an MCPServer or config without a name or
+    that does not decode, a server whose reference is missing or invalid, or that cannot be
+    rendered) is one error naming it by kind, namespace and name, with the reason. Warnings are
+    errors containing ``warning:``.
+    """
     errors: list[str] = []
-    for (kind, ns, name), doc in by_kind.items():
+    by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
+    configs: dict[tuple[str, str, str], MCPExternalAuthConfig | MCPToolConfig | str] = {}
+    for i, d in enumerate(docs):
+        kind = d.get("kind")
+        kind = kind if isinstance(kind, str) else ""
+        ns, name = _doc_namespace(d, namespace), _doc_name(d)
+        if kind in ("MCPServer", *_CONFIG_TYPES) and not name:
+            errors.append(f"{kind} {ns}/<document {i + 1}>: metadata.name is required")
+            continue
+        by_key[(kind, ns, name)] = d
+        if kind in _CONFIG_TYPES:
+            try:
+                configs[(kind, ns, name)] = msgspec.convert(
+                    {**d, "metadata": {**d["metadata"], "namespace": ns}}, _CONFIG_TYPES[kind]
+                )
+            except msgspec.ValidationError as exc:
+                configs[(kind, ns, name)] = _invalid(exc)
+                errors.append(f"{kind} {ns}/{name}: {_invalid(exc)}")
+    out: list[dict[str, Any]] = []
+    for (kind, ns, name), doc in by_key.items():
         if kind != "MCPServer":
             continue
-        doc.setdefault("metadata", {})["namespace"] = ns
+        label = f"MCPServer {ns}/{name}"
         try:
-            server = msgspec.convert(doc, MCPServer)
+            server = msgspec.convert({**doc, "metadata": {**doc["metadata"], "namespace": ns}}, MCPServer)
         except msgspec.ValidationError as exc:
-            errors.append(f"MCPServer {ns}/{name}: {exc}")
+            errors.append(f"{label}: {_invalid(exc)}")
             continue
-        ext = tc = None
-        if server.spec.external_auth_config_ref is not None:
-            raw = by_kind.get(("MCPExternalAuthConfig", ns, server.spec.external_auth_config_ref.name))
-            ext = msgspec.convert(raw, MCPExternalAuthConfig) if raw else None
-        if server.spec.tool_config_ref is not None:
-            raw = by_kind.get(("MCPToolConfig", ns, server.spec.tool_config_ref.name))
-            tc = msgspec.convert(raw, MCPToolConfig) if raw else None
+        spec = server.spec
+
+        def config(ref_kind: str, ref: str, ns: str = ns, label: str = label) -> Any:
+            found = configs.get((ref_kind, ns, ref))
+            if found is None:
+                errors.append(f"{label}: {ref_kind} {ref} not found in namespace {ns}")
+            elif isinstance(found, str):
+                errors.append(f"{label}: references {ref_kind} {ns}/{ref}, which is {found}")
+                return None
+            return found
+
+        ext: MCPExternalAuthConfig | None = None
+        tc: MCPToolConfig | None = None
+        if spec.external_auth_config_ref is not None:
+            ext = config("MCPExternalAuthConfig", spec.external_auth_config_ref.name)
+            if ext is None:
+                continue
+        if spec.tool_config_ref is not None:
+            tc = config("MCPToolConfig", spec.tool_config_ref.name)
+            if tc is None:
+                continue
 
         def cm(ref: Any, ns: str = ns) -> dict[str, str] | None:
-            raw = by_kind.get(("ConfigMap", ns, ref.name)) if ref is not None else None
-            return dict((raw or {}).get("data") or {}) if raw else None
+            raw = by_key.get(("ConfigMap", ns, ref.name)) if ref is not None else None
+            data = raw.get("data") if raw else None
+            return (
+                {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else ({} if raw else None)
+            )
 
-        spec = server.spec
         pp = spec.permission_profile
         try:
             desired = render(
@@ -75,10 +138,10 @@ def render_docs(
                 extauth_hash=config_hash(ext.spec) if ext else None,
             )
         except RenderError as err:
-            errors.append(f"MCPServer {ns}/{name}: {err.reason}: {err.message}")
+            errors.append(f"{label}: {err.reason}: {err.message}")
             continue
         out.extend(desired.bodies())
-        errors.extend(f"MCPServer {ns}/{name}: warning: {w}" for w in desired.warnings)
+        errors.extend(f"{label}: warning: {w}" for w in desired.warnings)
     return out, errors
 
 
@@ -103,13 +166,21 @@ def unified_diff(live: Any, want: Any, label: str) -> list[str]:
 
 def render_files(args: argparse.Namespace) -> int:
     settings = OperatorSettings.from_env(use_configmap=args.use_configmap, runner_image=args.runner_image)
-    objs, errors = render_docs(_load(args.filename), settings, args.namespace or "default")
+    docs, errors = _load(args.filename)
+    objs, render_errors = render_docs(docs, settings, args.namespace or "default")
+    errors += render_errors
     for e in errors:
         print(f"thv render: {e}", file=sys.stderr)
+    failed = 1 if any(not is_warning(e) for e in errors) else 0
     if args.diff:
-        return _diff(args, objs)
+        return max(_diff(args, objs), failed)
     sys.stdout.write(yaml.safe_dump_all(objs, sort_keys=False))
-    return 1 if any("warning" not in e for e in errors) else 0
+    return failed
+
+
+def is_warning(error: str) -> bool:
+    """An entry of :func:`render_docs`' errors that only warns (the object was rendered)."""
+    return ": warning: " in error
 
 
 def _diff(args: argparse.Namespace, objs: list[dict[str, Any]]) -> int:
