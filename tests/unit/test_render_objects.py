@@ -26,6 +26,8 @@ COMMON = {
     "toolhive": "true",
     "toolhive-name": "srv",
 }
+#: on every object thv renders (and so applies); never on the pod template
+MANAGED = {"app.kubernetes.io/managed-by": "thv"}
 REQUIRED_ENV = [
     {"name": "XDG_CONFIG_HOME", "value": "/tmp"},
     {"name": "HOME", "value": "/tmp"},
@@ -96,7 +98,7 @@ def test_deployment_shape(settings: OperatorSettings) -> None:
     dep_body = dep(d)
     assert (dep_body["apiVersion"], dep_body["kind"]) == ("apps/v1", "Deployment")
     assert dep_body["metadata"]["name"] == "srv" and dep_body["metadata"]["namespace"] == "ns"
-    assert dep_body["metadata"]["labels"] == COMMON
+    assert dep_body["metadata"]["labels"] == {**COMMON, **MANAGED}
     assert "annotations" not in dep_body["metadata"]
     spec = dep_body["spec"]
     assert spec["replicas"] == 1
@@ -276,7 +278,7 @@ OVERRIDES = """
 image: img
 resourceOverrides:
   proxyDeployment:
-    labels: {app: hijack, team: a}
+    labels: {app: hijack, team: a, app.kubernetes.io/managed-by: argocd}
     annotations: {dep-note: d, shared: from-deployment}
     podTemplateMetadataOverrides:
       labels: {toolhive-name: hijack, pod-label: p}
@@ -296,7 +298,7 @@ externalAuthConfigRef: {name: ext}
 def test_resource_overrides(settings: OperatorSettings) -> None:
     d = render(server(OVERRIDES), settings, external_auth=extauth(TE))
     meta = dep(d)["metadata"]
-    assert meta["labels"] == {**COMMON, "team": "a"}  # operator labels win
+    assert meta["labels"] == {**COMMON, **MANAGED, "team": "a"}  # operator labels win
     assert meta["annotations"] == {"dep-note": "d", "shared": "from-deployment"}
     tmeta = template_meta(d)
     assert tmeta["labels"] == {**COMMON, "pod-label": "p"}  # applied to the template (fixed upstream bug)
@@ -314,7 +316,7 @@ def test_resource_overrides(settings: OperatorSettings) -> None:
     assert dep(d)["spec"]["selector"]["matchLabels"] == COMMON
     svc = body(d.service)
     assert svc["metadata"]["name"] == "mcp-srv-proxy"
-    assert svc["metadata"]["labels"] == {**COMMON, "svc-label": "s"}
+    assert svc["metadata"]["labels"] == {**COMMON, **MANAGED, "svc-label": "s"}
     assert svc["metadata"]["annotations"] == {"svc-note": "s"}
     assert svc["spec"]["selector"] == COMMON
 
@@ -401,7 +403,7 @@ def test_rbac() -> None:
     }
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "srv-proxy-runner", "namespace": "ns"}]
     for obj in (sa, role, binding):
-        assert "labels" not in obj["metadata"]
+        assert obj["metadata"]["labels"] == MANAGED  # upstream: no labels
 
 
 def test_mcp_service_account_only_when_unset() -> None:
@@ -417,7 +419,7 @@ def test_inline_authz_configmap() -> None:
     assert d.authz_configmap is not None
     cm = body(d.authz_configmap)
     assert cm["metadata"]["name"] == "srv-authz-inline"
-    assert cm["metadata"]["labels"] == {**COMMON, "toolhive.stacklok.io/authz": "inline"}
+    assert cm["metadata"]["labels"] == {**COMMON, **MANAGED, "toolhive.stacklok.io/authz": "inline"}
     assert cm["data"] == {
         "authz.json": '{"cedar":{"entities_json":"[{}]","policies":["permit(a) when { x \\u003e 1 };","p2"]},'
         '"type":"cedarv1","version":"1.0"}'
@@ -575,3 +577,35 @@ def test_names_the_proxy_runners_statefulset_cannot_run_are_refused(transport: s
             render(bad, FLAGS)
         assert err.value.reason == "InvalidName"
         assert ("over 52 characters" if transport == "stdio" else "at most") in err.value.message
+
+
+@MODES
+def test_what_thv_applies_is_what_it_renders(settings: OperatorSettings) -> None:
+    """The managed-by label thv's watches select by is part of the rendering (so ``thv render`` and
+    ``--diff`` show it, and it wins over an override), and the Applier sends each body unchanged."""
+    import anyio
+
+    from thv.kube.resources import Resource
+    from thv.subscribers.owned import RESOURCES
+    from thv.writers.apply import Applier
+
+    d = render(server(OVERRIDES), settings, external_auth=extauth(TE))
+    for body in d.bodies():
+        assert body["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "thv", body["kind"]
+    assert "app.kubernetes.io/managed-by" not in template_meta(d)["labels"]
+
+    sent: list[dict[str, Any]] = []
+
+    class Client:
+        async def apply(self, res: Resource, name: str, body: bytes, namespace: str | None) -> bytes:
+            sent.append(json.loads(body))
+            return b'{"metadata": {"resourceVersion": "1"}}'
+
+    applier = Applier(Client())  # type: ignore[arg-type]
+
+    async def apply_all() -> None:
+        for obj in d.objects():
+            await applier.apply(RESOURCES[obj.kind], obj, None)
+
+    anyio.run(apply_all)
+    assert sent == d.bodies()

@@ -725,7 +725,9 @@ def test_runconfig_configmap_shape_and_checksum() -> None:
         "toolhive.stacklok.io/mcp-server": "srv",
         "toolhive.stacklok.io/managed-by": "toolhive-operator",
     }
-    assert cm.metadata.labels == labels
+    # thv's managed-by label is added after the checksum, as thv applied it before: the
+    # checksum is upstream's, over upstream's labels
+    assert cm.metadata.labels == {**labels, "app.kubernetes.io/managed-by": "thv"}
     assert cm.data == {"runconfig.json": runconfig_json(config)}
     checksum = reference_checksum(cm.data, labels, {})
     assert cm.metadata.annotations == {"toolhive.stacklok.dev/content-checksum": checksum}

@@ -27,12 +27,12 @@ from thv.kube.resources import (
 from thv.operator.context import Context, Stores
 from thv.operator.events import ConfigEvent, ObjectEvent, ServerEvent
 from thv.rbac import READ, Need, declare
+from thv.render.names import LABEL_APP_MANAGED_BY, MANAGED_BY_THV
 from thv.sources.store import Store
 from thv.subscribers import finalizer_guard, hasher, renderers, server_finalizer, server_status
 from thv.subscribers.config_kinds import CONFIG_KINDS
-from thv.writers.apply import MANAGED_BY, MANAGED_BY_LABEL
 
-OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+OWNED_SELECTOR = f"{LABEL_APP_MANAGED_BY}={MANAGED_BY_THV}"
 
 
 @dataclass(frozen=True, slots=True)

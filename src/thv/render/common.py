@@ -9,6 +9,7 @@ import msgspec
 
 from thv.api.crds import MCPServer
 from thv.api.meta import ObjectMeta, OwnerReference
+from thv.render import names
 
 #: the namespace used when a manifest carries none (offline rendering)
 DEFAULT_NAMESPACE: Final = "default"
@@ -55,12 +56,14 @@ def object_meta(
     labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, str] | None = None,
 ) -> ObjectMeta:
-    """Metadata of an owned object: name, the server's namespace, labels/annotations when
-    non-empty, and the controller ownerReference. Nothing the server owns (no resourceVersion)."""
+    """Metadata of an owned object: name, the server's namespace, ``labels`` plus
+    ``app.kubernetes.io/managed-by=thv`` (thv's value wins: its watches select by it),
+    annotations when non-empty, and the controller ownerReference. Nothing the server owns
+    (no resourceVersion)."""
     return ObjectMeta(
         name=name,
         namespace=server_namespace(server),
-        labels=dict(labels) if labels else None,
+        labels={**(labels or {}), names.LABEL_APP_MANAGED_BY: names.MANAGED_BY_THV},
         annotations=dict(annotations) if annotations else None,
         owner_references=[owner_reference(server)],
     )

@@ -40,6 +40,11 @@ LABEL_MANAGED_BY: Final = "toolhive.stacklok.io/managed-by"
 LABEL_AUTHZ: Final = "toolhive.stacklok.io/authz"
 LABEL_REGISTRY_NAME: Final = "toolhive.stacklok.io/registry-name"
 
+#: on every object thv renders (thv's own: upstream sets none): thv's watches select its
+#: objects by it, so it wins over a user's override of the same key
+LABEL_APP_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_THV: Final = "thv"
+
 COMPONENT_RUN_CONFIG: Final = "run-config"
 MANAGED_BY_OPERATOR: Final = "toolhive-operator"
 AUTHZ_INLINE: Final = "inline"

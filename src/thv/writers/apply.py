@@ -14,8 +14,6 @@ from thv.kube.resources import Resource
 from thv.writers.diff import is_subset
 
 log = logging.getLogger("thv.writers")
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "thv"
 _enc = msgspec.json.Encoder()
 
 
@@ -84,12 +82,12 @@ class Applier:
         """Apply ``desired`` unless ``live`` already holds it (see :class:`Applied`).
 
         ``desired`` is a Struct or dict holding only thv's fields (apiVersion, kind,
-        metadata.name/namespace/labels/annotations/ownerReferences, spec …); the label
-        ``app.kubernetes.io/managed-by=thv`` is added so thv's watches select it.
+        metadata.name/namespace/labels/annotations/ownerReferences, spec …), sent exactly as
+        given: the renderers put the label ``app.kubernetes.io/managed-by=thv`` on every object,
+        so what ``thv render`` prints is what is written.
         """
         body = to_builtins(desired)
-        meta = body.setdefault("metadata", {})
-        meta.setdefault("labels", {})[MANAGED_BY_LABEL] = MANAGED_BY
+        meta = body["metadata"]
         if live is not None and is_subset(body, to_builtins(live)):
             return Applied.SAME
         name, ns = meta["name"], meta.get("namespace")
