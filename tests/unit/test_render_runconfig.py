@@ -987,3 +987,18 @@ def test_errors_for_values_the_crd_schema_would_refuse() -> None:
             References(tool_config=toolconfig("toolsOverride: {x: {}}")),
         )
     assert err.value.reason == "InvalidToolsFilter" and "Name or Description" in err.value.message
+
+
+def test_telemetry_service_version_is_not_thvs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing thv renders depends on thv's own version: an upgrade must not roll user pods
+    (``serviceVersion`` stays empty; the runner reports its own version at runtime)."""
+    import thv
+    from thv.render.desired import render
+
+    srv = server("image: img\ntelemetry: {openTelemetry: {enabled: true, endpoint: 'https://otel:4318'}}")
+    settings = OperatorSettings(use_configmap=True)
+    before = render(srv, settings).bodies()
+    config = build_run_config(srv, settings, References())
+    assert config.telemetry_config is not None and config.telemetry_config.service_version == ""
+    monkeypatch.setattr(thv, "__version__", "99.0.0")
+    assert render(srv, OperatorSettings(use_configmap=True)).bodies() == before

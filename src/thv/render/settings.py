@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from thv import __version__
-
 DEFAULT_RUNNER_IMAGE: Final = "ghcr.io/stacklok/toolhive/proxyrunner:latest"
 DEFAULT_PROXY_HOST: Final = "0.0.0.0"  # the proxy must listen on the pod IP
 PLATFORM_KUBERNETES: Final = "kubernetes"
@@ -37,15 +35,18 @@ class OperatorSettings:
     * ``platform``: ``kubernetes`` or ``openshift`` (proxy security context). Detecting it needs
       the API (``route.openshift.io``), so the caller decides; :meth:`from_env` only honours
       ``OPERATOR_OPENSHIFT``;
-    * ``service_version``: RunConfig ``telemetry_config.serviceVersion`` (upstream: its own
-      version).
+    * ``service_version``: RunConfig ``telemetry_config.serviceVersion``, empty by default. It
+      names the version of what the proxy pod runs, so it must not be thv's: upstream v0.3.11
+      wrote the operator's own version there, so every operator upgrade changed every telemetry
+      server's RunConfig and rolled its pods. Upstream itself stopped persisting it (#3789,
+      v0.9.4: "resolved at runtime"): the runner fills in its own version when it is empty.
     """
 
     runner_image: str = DEFAULT_RUNNER_IMAGE
     proxy_host: str = DEFAULT_PROXY_HOST
     use_configmap: bool = False
     platform: Platform = PLATFORM_KUBERNETES
-    service_version: str = __version__
+    service_version: str = ""
 
     @classmethod
     def from_env(
