@@ -239,6 +239,12 @@ FLAGS: Final[tuple[Flag, ...]] = (
         "--dry-run", _B, "print what would be applied and the effective config; no API calls", upstream=False
     ),
     Flag("--namespace", help="namespace of the workload (default: the pod's)", upstream=False),
+    Flag(
+        "--manifest",
+        help="with --dry-run: read rendered manifests (thv render output; '-' = stdin) instead of flags",
+        short="-f",
+        upstream=False,
+    ),
     Flag("--log-level", upstream=False, proxy=True),
     Flag("--log-format", help="json (default) or console", upstream=False, proxy=True),
 )

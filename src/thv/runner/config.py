@@ -35,7 +35,6 @@ from typing import Final, Literal
 
 import msgspec
 
-from thv import __version__
 from thv.api import contract
 from thv.api import runconfig as rc
 from thv.proxy.config import (
@@ -285,7 +284,7 @@ def _telemetry_from_flags(
     return rc.TelemetryConfig(
         endpoint=endpoint,
         service_name=service or DEFAULT_TELEMETRY_SERVICE_NAME,
-        service_version=__version__,
+        service_version="",  # as the operator renders it: the runtime reports its own version
         tracing_enabled=tracing,
         metrics_enabled=metrics,
         sampling_rate=_go_float(rate),
@@ -494,6 +493,7 @@ _RUNCONFIG_COMPATIBLE: Final = frozenset(
         "--foreground",
         "--debug",
         "--dry-run",
+        "--manifest",
         "--namespace",
         "--log-level",
         "--log-format",
@@ -542,18 +542,22 @@ def runner_config(
     *,
     env: Mapping[str, str] | None = None,
     runconfig_paths: Sequence[str] = DEFAULT_RUNCONFIG_PATHS,
+    runconfig_data: tuple[str, bytes] | None = None,
 ) -> tuple[Invocation, RunnerConfig]:
     """``thv-runner run`` arguments → (:class:`Invocation`, :class:`RunnerConfig`).
 
     ConfigMap mode when ``--runconfig FILE`` is given or one of ``runconfig_paths`` exists (the
     first existing one, as upstream); flag mode otherwise. In ConfigMap mode a flag that describes
     the server (``--transport``, ``--token-exchange-*``, ``--env`` …) is refused: the file is the
-    one source of truth. Reads that file; nothing else besides ``env``.
+    one source of truth. Reads that file; nothing else besides ``env``. ``runconfig_data``
+    (name, bytes) stands for a file already read (``--dry-run`` of a rendered manifest).
     """
     invocation, parsed = parse_invocation(argv)
     env = os.environ if env is None else env
     image = parsed.positionals[0]
     path = _str(parsed.values, "runconfig")
+    if path is None and runconfig_data is not None:
+        path = runconfig_data[0]
     if path is None:
         path = next((p for p in runconfig_paths if os.path.isfile(p)), None)
     if path is None:
@@ -561,11 +565,14 @@ def runner_config(
     mixed = [f for f in parsed.given if f not in _RUNCONFIG_COMPATIBLE]
     if mixed:
         raise ConfigError(f"{mixed[0]} cannot be combined with the runconfig {path} (ConfigMap mode)")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise ConfigError(f"--runconfig: cannot read {path}: {exc.strerror}") from None
+    if runconfig_data is not None and runconfig_data[0] == path:
+        data = runconfig_data[1]
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ConfigError(f"--runconfig: cannot read {path}: {exc.strerror}") from None
     overrides = {k: v for k, v in parsed.values.items() if k != "runconfig"}
     config = runner_config_from_runconfig(
         data,
