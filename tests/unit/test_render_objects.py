@@ -356,11 +356,53 @@ def test_config_hash_annotations_roll_the_pods(settings: OperatorSettings) -> No
     assert not any(k.endswith("-hash") for k in (template_meta(unhashed).get("annotations") or {}))
 
 
-def test_restarted_at_is_kept_on_the_pod_template() -> None:
-    d = render(server("image: img"), FLAGS, restarted_at="2025-10-16T10:00:00Z")
-    assert template_meta(d)["annotations"] == {
-        "mcpserver.toolhive.stacklok.dev/restarted-at": "2025-10-16T10:00:00Z"
-    }
+def restart_request(annotations: dict[str, str]) -> MCPServer:
+    srv = server("image: img")
+    return msgspec.structs.replace(
+        srv, metadata=msgspec.structs.replace(srv.metadata, annotations=annotations)
+    )
+
+
+RESTARTED_AT = "mcpserver.toolhive.stacklok.dev/restarted-at"
+STRATEGY = "mcpserver.toolhive.stacklok.dev/restart-strategy"
+LAST = "mcpserver.toolhive.stacklok.dev/last-processed-restart"
+
+
+@pytest.mark.parametrize("strategy", [None, "rolling", "unknown-means-rolling"])
+def test_a_rolling_restart_request_is_kept_on_the_pod_template(strategy: str | None) -> None:
+    annotations = {RESTARTED_AT: "2025-10-16T10:00:00Z", **({STRATEGY: strategy} if strategy else {})}
+    d = render(restart_request(annotations), FLAGS)
+    assert template_meta(d)["annotations"] == {RESTARTED_AT: "2025-10-16T10:00:00Z"}
+    # processed or not, the request stays on the template (no second roll on a later apply)
+    processed = render(restart_request({**annotations, LAST: "2025-10-16T10:00:00Z"}), FLAGS)
+    assert template_meta(processed)["annotations"] == {RESTARTED_AT: "2025-10-16T10:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {RESTARTED_AT: "2025-10-16T10:00:00Z", STRATEGY: "immediate"},  # deletes pods instead
+        {RESTARTED_AT: "yesterday"},  # unparsable: ignored, as upstream
+        {RESTARTED_AT: "2025-10-16"},  # a date is not an RFC 3339 time
+    ],
+)
+def test_no_template_annotation_for_immediate_or_invalid_requests(annotations: dict[str, str]) -> None:
+    assert "annotations" not in template_meta(render(restart_request(annotations), FLAGS))
+
+
+def test_pending_restart_requests() -> None:
+    from thv.render.restart import pending
+
+    at = "2025-10-16T10:00:00Z"
+    assert pending(restart_request({RESTARTED_AT: at})) == at
+    assert pending(restart_request({RESTARTED_AT: at, LAST: "2025-10-16T09:59:59Z"})) == at
+    assert pending(restart_request({RESTARTED_AT: at, LAST: "not a time"})) == at
+    assert pending(restart_request({RESTARTED_AT: at, LAST: at})) is None
+    assert (
+        pending(restart_request({RESTARTED_AT: "2025-10-16T12:00:00+02:00", LAST: at})) is None
+    )  # same instant
+    assert pending(restart_request({RESTARTED_AT: "garbage"})) is None
+    assert pending(restart_request({})) is None
 
 
 def test_runconfig_checksum_follows_the_runconfig() -> None:

@@ -29,7 +29,7 @@ from thv.operator.events import ConfigEvent, ObjectEvent, ServerEvent
 from thv.rbac import READ, Need, declare
 from thv.render.names import LABEL_APP_MANAGED_BY, MANAGED_BY_THV
 from thv.sources.store import Store
-from thv.subscribers import finalizer_guard, hasher, renderers, server_finalizer, server_status
+from thv.subscribers import finalizer_guard, hasher, renderers, restarter, server_finalizer, server_status
 from thv.subscribers.config_kinds import CONFIG_KINDS
 
 OWNED_SELECTOR = f"{LABEL_APP_MANAGED_BY}={MANAGED_BY_THV}"
@@ -98,4 +98,5 @@ SUBSCRIBERS = (
     Subscriber(renderers.WORKLOAD, ServerEvent, renderers.render_workload, workers=16),
     Subscriber(renderers.CONFIGMAP, ServerEvent, renderers.render_configmap, workers=8),
     Subscriber(server_status.NAME, ServerEvent, server_status.write_status, workers=8),
+    Subscriber(restarter.NAME, ServerEvent, restarter.restart),
 )

@@ -31,6 +31,7 @@ from thv.render.rbac import (
     proxy_runner_service_account,
 )
 from thv.render.refs import References
+from thv.render.restart import rolling_restarted_at
 from thv.render.runconfig import build_run_config, runconfig_configmap, runconfig_json
 from thv.render.service import service
 from thv.render.settings import OperatorSettings
@@ -115,7 +116,6 @@ def render(
     permission_profile_data: Mapping[str, str] | None = None,
     toolconfig_hash: str | None = None,
     extauth_hash: str | None = None,
-    restarted_at: str | None = None,
 ) -> Desired:
     """Render every object for ``server``. Raises :class:`~thv.render.errors.RenderError`.
 
@@ -123,9 +123,9 @@ def render(
     ``toolConfigRef``, ``external_auth`` for ``externalAuthConfigRef``, the ``data`` of the
     ConfigMaps named by ``oidcConfig.configMap``, ``authzConfig.configMap`` and a
     ``configmap``-type ``permissionProfile``. ``toolconfig_hash``/``extauth_hash`` default to the
-    configs' ``status.configHash``. ``restarted_at`` (the processed
-    ``mcpserver.toolhive.stacklok.dev/restarted-at`` request, RFC 3339) is kept on the pod template
-    so a rolling restart survives later applies (upstream dropped it on the next spec update).
+    configs' ``status.configHash``. A rolling restart request on the server (its
+    ``restarted-at`` annotation, see :mod:`thv.render.restart`) is kept on the pod template, so
+    it survives later applies (upstream dropped it on the next spec update).
     Secrets are never read: the client secret is referenced.
     """
     refs = References(
@@ -161,7 +161,7 @@ def render(
         names.ANNOTATION_EXTAUTH_HASH: refs.extauth_hash_for(server),
     }
     pod_annotations.update({key: value for key, value in hashes.items() if value})
-    if restarted_at:
+    if (restarted_at := rolling_restarted_at(server)) is not None:
         pod_annotations[names.ANNOTATION_RESTARTED_AT] = restarted_at
     authz_cm = authz_inline_configmap(server)
     if authz_cm is None:

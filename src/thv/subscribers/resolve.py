@@ -34,7 +34,6 @@ NEEDS = declare(
     Need("", ("secrets",), ("get",), "check that the token-exchange client secret key exists"),
     Need("", ("configmaps",), ("get",), "read oidc/authz/permission-profile ConfigMaps"),
 )
-RESTARTED_AT = "mcpserver.toolhive.stacklok.dev/restarted-at"
 _cache = SimpleMemoryCache()
 CACHE_TTL = 2.0
 
@@ -203,7 +202,6 @@ async def resolve(ctx: Context, key: str) -> Resolved | Unresolved | None:
             permission_profile_data=profile_data,
             toolconfig_hash=tc_hash,
             extauth_hash=ext_hash,
-            restarted_at=(server.metadata.annotations or {}).get(RESTARTED_AT),
         )
     except RenderError as err:
         return Unresolved(err.reason, err.message)
