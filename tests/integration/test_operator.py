@@ -312,3 +312,149 @@ def test_mode_switch_converges(
         assert not any(v["name"] == "runconfig" for v in dep["spec"]["template"]["spec"].get("volumes", []))
     with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
         wait_for(lambda: get(cp, cm_path), 60, "ConfigMap back")
+
+
+TELEMETRY = {
+    "openTelemetry": {
+        "enabled": True,
+        "endpoint": "http://otel-collector.monitoring:4318",
+        "tracing": {"enabled": True, "samplingRate": "0.5"},
+        "metrics": {"enabled": True},
+    },
+    "prometheus": {"enabled": True},
+}
+
+
+@pytest.mark.parametrize("use_configmap", [False, True], ids=["flags", "configmap"])
+def test_operator_upgrade_with_unchanged_manifests_writes_nothing(
+    control_plane: ControlPlane,
+    namespace: str,
+    operator_kubeconfig_path: Path,
+    use_configmap: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new thv version over the same manifests (servers with telemetry, whose RunConfig upstream
+    stamps with the operator's version) must not restart user workloads: zero Deployment writes,
+    and in fact zero writes of any kind, from the audit log."""
+    import thv
+
+    cp, ns = control_plane, namespace
+    _setup(cp, ns)
+    for i in range(3):
+        create(cp, f"{G}/{ns}/mcpservers", server(f"tel{i}", telemetry=TELEMETRY))
+    monkeypatch.setattr(thv, "__version__", "0.1.0")
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=use_configmap):
+        for i in range(3):
+            wait_for(
+                lambda i=i: (
+                    (s := get(cp, f"{G}/{ns}/mcpservers/tel{i}"))
+                    and s.get("status", {}).get("phase") == "Running"
+                    and s.get("status", {}).get("externalAuthConfigHash")
+                ),
+                90,
+                f"tel{i} Running",
+            )
+        time.sleep(3)  # let the last echoes settle
+    if use_configmap:
+        rc = json.loads(
+            get(cp, f"/api/v1/namespaces/{ns}/configmaps/tel0-runconfig")["data"]["runconfig.json"]
+        )  # type: ignore[index]
+        assert rc["telemetry_config"]["endpoint"] == "otel-collector.monitoring:4318"
+        assert rc["telemetry_config"].get("serviceVersion", "") == ""  # the runner's own, at runtime
+    deployments = {
+        i: get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/tel{i}")["metadata"]["generation"]  # type: ignore[index]
+        for i in range(3)
+    }
+    monkeypatch.setattr(thv, "__version__", "9.9.9")  # the upgrade
+    mark = cp.audit.mark()
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=use_configmap) as running:
+        running.call(running.operator.resync_all)
+        time.sleep(5)
+        writes = operator_writes(cp, mark, ns)
+        assert [w for w in writes if "deployments" in w] == []
+        assert writes == [], writes
+    for i, generation in deployments.items():
+        dep = get(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/tel{i}")
+        assert dep is not None and dep["metadata"]["generation"] == generation
+
+
+RESTARTED_AT = "mcpserver.toolhive.stacklok.dev/restarted-at"
+RESTART_STRATEGY = "mcpserver.toolhive.stacklok.dev/restart-strategy"
+LAST_PROCESSED = "mcpserver.toolhive.stacklok.dev/last-processed-restart"
+
+
+def _annotate(cp: ControlPlane, path: str, annotations: dict[str, str]) -> None:
+    status, out = cp.api_request("PATCH", path, {"metadata": {"annotations": annotations}})  # merge patch
+    assert status == 200, out
+
+
+def _proxy_pods(cp: ControlPlane, ns: str, name: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={name},app=mcpserver"
+    out = get(cp, f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
+    return [] if out is None else list(out["items"])
+
+
+def test_restart_annotations_rolling_and_immediate(
+    control_plane: ControlPlane, namespace: str, operator_kubeconfig_path: Path
+) -> None:
+    """Upstream's restart semantics: ``rolling`` (default) puts ``restarted-at`` on the pod
+    template, ``immediate`` deletes the proxy pods and leaves the template alone; both record
+    ``last-processed-restart`` = the request, which a script can wait for; an unparsable request
+    and an already processed one do nothing."""
+    cp, ns = control_plane, namespace
+    _setup(cp, ns)
+    srv = {name: f"{G}/{ns}/mcpservers/{name}" for name in ("roll", "now")}
+    create(cp, f"{G}/{ns}/mcpservers", server("roll"))
+    now = server("now")
+    now["metadata"]["annotations"] = {RESTART_STRATEGY: "immediate"}
+    create(cp, f"{G}/{ns}/mcpservers", now)
+    dep_path = f"/apis/apps/v1/namespaces/{ns}/deployments/{{}}"
+    with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
+        for name in srv:
+            wait_for(
+                lambda name=name: (s := get(cp, srv[name])) and s.get("status", {}).get("phase") == "Running",
+                90,
+                f"{name} Running",
+            )
+        old_pods = wait_for(lambda: _proxy_pods(cp, ns, "now"), 60, "proxy pod of 'now'")
+        generation = get(cp, dep_path.format("now"))["metadata"]["generation"]  # type: ignore[index]
+        mark = cp.audit.mark()
+
+        _annotate(cp, srv["roll"], {RESTARTED_AT: "2026-01-02T03:04:05Z"})
+        _annotate(cp, srv["now"], {RESTARTED_AT: "2026-01-02T03:04:05Z"})
+        for name in srv:
+            wait_for(
+                lambda name=name: (
+                    (get(cp, srv[name]) or {}).get("metadata", {}).get("annotations", {}).get(LAST_PROCESSED)
+                    == "2026-01-02T03:04:05Z"
+                ),
+                60,
+                f"{name}: last-processed-restart",
+            )
+        rolled = get(cp, dep_path.format("roll"))
+        assert rolled is not None
+        assert rolled["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT] == "2026-01-02T03:04:05Z"
+        kept = get(cp, dep_path.format("now"))
+        assert kept is not None and kept["metadata"]["generation"] == generation
+        assert RESTARTED_AT not in (kept["spec"]["template"]["metadata"].get("annotations") or {})
+        deleted = {
+            e.object_ref.name
+            for e in cp.audit.writes(mark, user=OPERATOR_USER, verb="delete", resource="pods")
+        }
+        assert {p["metadata"]["name"] for p in old_pods} <= deleted
+        assert all(
+            e.object_ref.namespace == ns for e in cp.audit.writes(mark, user=OPERATOR_USER, resource="pods")
+        )
+        assert not [n for n in deleted if not n.startswith("now-")]  # never the rolling server's pods
+
+        # processed, repeated or unparsable: nothing more happens
+        time.sleep(3)
+        mark = cp.audit.mark()
+        _annotate(cp, srv["now"], {RESTARTED_AT: "not-a-time"})
+        _annotate(cp, srv["roll"], {RESTARTED_AT: "2026-01-02T03:04:05Z", "unrelated": "edit"})
+        time.sleep(5)
+        assert cp.audit.writes(mark, user=OPERATOR_USER, resource="pods") == []
+        assert [w.describe() for w in cp.audit.writes(mark, user=OPERATOR_USER, resource="deployments")] == []
+        assert (get(cp, srv["now"]) or {})["metadata"]["annotations"][
+            LAST_PROCESSED
+        ] == "2026-01-02T03:04:05Z"
