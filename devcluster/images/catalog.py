@@ -1,0 +1,159 @@
+"""The images: what each is made of (:data:`IMAGES`), and :func:`build_image`/:func:`build_all`.
+
+* ``pause`` -- ``build/pause/linux/pause.c`` of the pinned ``k8s.io/kubernetes`` module, static,
+  ``localhost/pause:3.10`` (a fixed name: containerd's ``sandbox_image``);
+* ``thv`` -- the operator, ``thv proxy`` and every console script of the project's wheel on the
+  Debian base; user, env, entrypoint and cmd from the repository's ``Dockerfile``;
+* ``demo-mcp`` -- ``tools/images/demo-mcp/server.py``, an MCP server on the official Python SDK;
+* ``coredns`` -- CoreDNS built from its Go module by ``tools/coredns/build.sh``;
+* ``proxyrunner`` -- upstream ToolHive's ``thv-proxyrunner`` (``tools/proxyrunner/build.sh``).
+
+Refs are ``localhost/<repository>:<tag>``; the tag is the first 12 hex digits of the image's content
+key (a change rolls the pods that use it) unless the image has a fixed tag.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from devcluster.images.layers import (
+    base_layer,
+    dockerfile_config,
+    pinned_requirements_of_project,
+    project_wheel_layer,
+    python_deps_layer,
+)
+from devcluster.images.oci import (
+    DEFAULT_PATH,
+    BuiltImage,
+    ImageBuildError,
+    ImageConfig,
+    ImagePlan,
+    ImageSpec,
+    assemble,
+    binary_layer,
+    cache_root,
+    content_key,
+    file_digest,
+    files_layer,
+    locked,
+    log,
+    run,
+)
+from devcluster.paths import checkout
+
+# --------------------------------------------------------------------------- thv
+
+
+def _plan_thv(quiet: bool) -> ImagePlan:
+    project = checkout()
+    roots = pinned_requirements_of_project(project)
+    return ImagePlan(
+        name="thv",
+        repository="localhost/thv",
+        layers=(base_layer(), python_deps_layer("thv-deps", roots), project_wheel_layer(project)),
+        config=dockerfile_config((project / "Dockerfile").read_text()),
+    )
+
+
+# --------------------------------------------------------------------------- demo-mcp
+
+DEMO_MCP_REQUIREMENTS = ("mcp", "pyjwt[crypto]")
+
+
+def _plan_demo_mcp(quiet: bool) -> ImagePlan:
+    server = checkout() / "tools" / "images" / "demo-mcp" / "server.py"
+    return ImagePlan(
+        name="demo-mcp",
+        repository="localhost/demo-mcp",
+        layers=(
+            base_layer(),
+            python_deps_layer("demo-mcp-deps", DEMO_MCP_REQUIREMENTS),
+            files_layer("demo-mcp-server", {"/opt/demo-mcp/server.py": (server.read_bytes(), 0o755)}),
+        ),
+        config=ImageConfig(
+            entrypoint=("/usr/bin/python3", "/opt/demo-mcp/server.py"),
+            user="1000:1000",
+            env=(DEFAULT_PATH, "PYTHONUNBUFFERED=1"),
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- pause
+
+
+def kubernetes_module_dir() -> Path:
+    """The ``k8s.io/kubernetes`` module source the control plane pins (Go module cache)."""
+    out = run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes"],
+        "go list -m k8s.io/kubernetes (is the control plane's module downloaded? run tools/controlplane/build.sh)",
+        cwd=checkout() / "tools" / "controlplane" / "k8s",
+        env={**os.environ, "GOFLAGS": "-mod=readonly", "GOTOOLCHAIN": "local"},
+    )
+    path = Path(out.strip().splitlines()[-1])
+    if not (path / "build" / "pause" / "linux" / "pause.c").is_file():
+        raise ImageBuildError(f"no build/pause/linux/pause.c in {path}")
+    return path
+
+
+PAUSE_VERSION = "3.10.2"  # the TAG of build/pause/Makefile in k8s.io/kubernetes v1.36.3
+PAUSE_CFLAGS = ("-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{PAUSE_VERSION}-thv")
+
+
+def _plan_pause(quiet: bool) -> ImagePlan:
+    source = kubernetes_module_dir() / "build" / "pause" / "linux" / "pause.c"
+    gcc = run(["gcc", "--version"], "gcc --version (install gcc and libc6-dev)").splitlines()[0]
+    key = content_key("pause", gcc, *PAUSE_CFLAGS, file_digest(source))
+    binary = cache_root() / "bin" / f"pause-{key[:16]}"
+    if not binary.is_file():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        log(quiet, f"pause: gcc {' '.join(PAUSE_CFLAGS)} {source}")
+        run(
+            ["gcc", *PAUSE_CFLAGS, "-o", f"{binary}.partial", source],
+            "gcc pause.c (install gcc and libc6-dev)",
+        )
+        os.rename(f"{binary}.partial", binary)
+    return ImagePlan(
+        name="pause",
+        repository="localhost/pause",
+        fixed_tag="3.10",  # containerd's sandbox_image names it; kept stable
+        layers=(binary_layer("pause", binary, "/pause"),),
+        config=ImageConfig(entrypoint=("/pause",), user="65535:65535"),
+    )
+
+
+# --------------------------------------------------------------------------- registry, API
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("pause", "the pod sandbox (pause.c of k8s.io/kubernetes, static)", _plan_pause),
+        ImageSpec("thv", "the operator, thv proxy and the project's console scripts", _plan_thv),
+        ImageSpec(
+            "demo-mcp", "a demo MCP server (official Python SDK) that verifies bearer tokens", _plan_demo_mcp
+        ),
+    )
+}
+
+
+def build_image(name: str, *, quiet: bool = False) -> BuiltImage:
+    """Build (or reuse from the cache) the image ``name`` (a key of :data:`IMAGES`); progress on
+    stderr unless ``quiet``."""
+    spec = IMAGES.get(name)
+    if spec is None:
+        raise ImageBuildError(f"unknown image {name!r}; known: {', '.join(IMAGES)}")
+    root = cache_root()
+    with locked(root, quiet):
+        plan = spec.plan(quiet)
+        return assemble(plan, quiet=quiet)
+
+
+def build_all(names: Sequence[str] | None = None, *, quiet: bool = False) -> list[BuiltImage]:
+    """Build every image (or ``names``), in :data:`IMAGES` order unless given."""
+    t0 = time.monotonic()
+    built = [build_image(name, quiet=quiet) for name in names or list(IMAGES)]
+    log(quiet, f"{len(built)} image(s) ready in {time.monotonic() - t0:.1f}s")
+    return built
