@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="build (cached) and start etcd, kube-apiserver, kcm, scheduler and kwok")
     up.add_argument("--state-dir", default=default_state)
     up.add_argument("--jaeger", action="store_true", help="also run Jaeger (built from its Go module)")
+    up.add_argument(
+        "--node",
+        action="store_true",
+        help="also run a real node (containerd, kubelet, kube-proxy, CoreDNS; needs root): pods really run",
+    )
     down = sub.add_parser("down", help="stop the local cluster and remove its data")
     down.add_argument("--state-dir", default=default_state)
     return parser
@@ -41,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(the first run builds it from Go modules)...",
                 file=sys.stderr,
             )
-            state = dev_up(state_dir, jaeger=jaeger)
+            state = dev_up(state_dir, jaeger=jaeger, node=bool(args.node))
             print(f"local cluster ready at {state['server']}", file=sys.stderr)
             print(f"export KUBECONFIG={state['kubeconfig']}")
             info = state.get("jaeger")

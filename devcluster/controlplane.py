@@ -44,11 +44,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import anyio
 import anyio.to_thread
@@ -57,9 +57,10 @@ import yaml
 from devcluster import lifecycle
 from devcluster.audit import AuditLog
 from devcluster.gobuild import run_build_script
-from devcluster.lifecycle import ManagedProcesses, new_owned_dir
+from devcluster.lifecycle import ManagedProcesses, Steps, Wait, new_owned_dir
+from devcluster.node import NODE_IP, RealNode, check_host, reap_stale_node
 from devcluster.paths import find_tool_script
-from devcluster.pki import make_pki
+from devcluster.pki import issue_cert, make_pki
 
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 ADMIN_USER = "thv-admin"
@@ -68,6 +69,7 @@ COMPONENT_USERS = {
     "kube-controller-manager": "system:kube-controller-manager",
     "kube-scheduler": "system:kube-scheduler",
     "kwok": "kwok",
+    "kube-proxy": "system:kube-proxy",
 }
 """Usernames of the other components in the audit log (all in ``system:masters``)."""
 NODE_NAME = "kwok-node-0"
@@ -82,6 +84,14 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
 )
+REAL_NODE_CONTROLLERS = (
+    "statefulset-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "endpoints-controller",
+    "pod-garbage-collector-controller",
+)
+"""Added with a real node: StatefulSets (the runner's MCP servers), Service endpoints (kube-proxy, CoreDNS)."""
 AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -95,7 +105,12 @@ _DIR_PREFIX = "thv-cp-"
 
 
 class ControlPlaneError(RuntimeError):
-    """The control plane could not be built, started or changed (the message names the log files)."""
+    """The control plane could not be built, started or changed: the message is one line naming
+    the component and the log file to read; ``log_tail`` has the log's last lines."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
 
 
 class _AddressInUse(ControlPlaneError):
@@ -185,19 +200,6 @@ class _Proc:
     log_path: Path
 
 
-@dataclass(frozen=True)
-class _Wait:
-    """One step of a bring-up: poll ``check`` until true, fail if ``proc`` exits or on timeout."""
-
-    what: str
-    check: Callable[[], bool]
-    proc: str | None
-    timeout: float
-
-
-_Steps = Generator[_Wait, None, None]
-
-
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -260,16 +262,22 @@ class ControlPlane(ManagedProcesses):
         keep_dir: bool = False,
         extra_apiserver_args: Sequence[str] = (),
         quiet: bool = False,
+        node: Literal["kwok", "real"] = "kwok",
     ) -> None:
         """``base_dir``: parent of the data directory (default: the system temp dir);
         ``bin_dir``: prebuilt binaries (default: :func:`build_binaries`); ``keep_dir``: leave
         the data directory (logs, audit log, etcd) in place after ``stop()`` (also with env
-        ``THV_DEVCLUSTER_KEEP=1``); ``quiet``: no progress lines on stderr."""
+        ``THV_DEVCLUSTER_KEEP=1``); ``quiet``: no progress lines on stderr; ``node``: ``"kwok"``
+        (one fake node, pods only pretend to run: for scale) or ``"real"`` (also a real node,
+        :mod:`devcluster.node`, where pods run from locally built images; the fake node is then
+        tainted ``thv.dev/fake-node=true:NoSchedule`` and managed by annotation only)."""
         self.base_dir = base_dir
         self.bin_dir = bin_dir
         self.keep_dir = keep_dir or os.environ.get("THV_DEVCLUSTER_KEEP") == "1"
         self.extra_apiserver_args = list(extra_apiserver_args)
         self.quiet = quiet
+        self.node_kind = node
+        self._node: RealNode | None = None
         self._dir: Path | None = None
         self._lock_fd: int | None = None
         self._procs: dict[str, _Proc] = {}
@@ -292,6 +300,13 @@ class ControlPlane(ManagedProcesses):
     def server(self) -> str:
         """The API server URL, ``https://127.0.0.1:<port>``."""
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def node(self) -> RealNode:
+        """The real node (``node="real"``): images, containerd, host IP for pods."""
+        if self._node is None:
+            raise ControlPlaneError("this control plane has no real node (start it with node='real')")
+        return self._node
 
     @property
     def etcd_url(self) -> str:
@@ -331,7 +346,7 @@ class ControlPlane(ManagedProcesses):
 
     def check(self) -> None:
         """Raise :class:`ControlPlaneError` (with the log's tail) if a component has exited."""
-        self._check_alive(_Wait("", lambda: True, None, 0.0))
+        self._check_alive(Wait("", lambda: True, None, 0.0))
 
     def pids(self) -> dict[str, int]:
         return {name: p.popen.pid for name, p in self._procs.items()}
@@ -374,6 +389,8 @@ class ControlPlane(ManagedProcesses):
             while self._procs:
                 name = next(reversed(self._procs))
                 self._terminate(self._procs.pop(name))
+            if self._node is not None:
+                self._node.undo_host()
             with _live_lock:
                 _live.discard(self)
             if self._dir is not None and self._dir.exists():
@@ -490,6 +507,23 @@ class ControlPlane(ManagedProcesses):
         path.chmod(0o600)
         return path
 
+    def write_client_cert_kubeconfig(self, path: Path, cert: Path, key: Path, user: str) -> Path:
+        """Write a kubeconfig for this cluster that authenticates with a client certificate."""
+        ca = base64.b64encode(self.ca_path.read_bytes()).decode()
+        cfg = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "thv-dev",
+            "clusters": [
+                {"name": "thv-dev", "cluster": {"server": self.server, "certificate-authority-data": ca}}
+            ],
+            "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+            "contexts": [{"name": "thv-dev", "context": {"cluster": "thv-dev", "user": user}}],
+        }
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
     def api_request(
         self, method: str, path: str, body: Any | None = None, *, token: str | None = None
     ) -> tuple[int, Any]:
@@ -515,7 +549,7 @@ class ControlPlane(ManagedProcesses):
                 return int(e.code), raw.decode(errors="replace")
 
     # -- drivers ---------------------------------------------------------------------------------
-    def _drive(self, steps: _Steps) -> None:
+    def _drive(self, steps: Steps) -> None:
         try:
             wait = next(steps)
             while True:
@@ -528,7 +562,7 @@ class ControlPlane(ManagedProcesses):
         except StopIteration:
             pass
 
-    async def _adrive(self, steps: _Steps) -> None:
+    async def _adrive(self, steps: Steps) -> None:
         try:
             wait = next(steps)
             while True:
@@ -541,7 +575,7 @@ class ControlPlane(ManagedProcesses):
         except StopIteration:
             pass
 
-    def _wait_sync(self, w: _Wait) -> None:
+    def _wait_sync(self, w: Wait) -> None:
         t0 = time.monotonic()
         while True:
             self._check_alive(w)
@@ -552,7 +586,7 @@ class ControlPlane(ManagedProcesses):
                 self._timed_out(w)
             time.sleep(0.1)
 
-    async def _wait_async(self, w: _Wait) -> None:
+    async def _wait_async(self, w: Wait) -> None:
         t0 = time.monotonic()
         while True:
             self._check_alive(w)
@@ -563,24 +597,23 @@ class ControlPlane(ManagedProcesses):
                 self._timed_out(w)
             await anyio.sleep(0.1)
 
-    def _check_alive(self, w: _Wait) -> None:
+    def _check_alive(self, w: Wait) -> None:
         for proc in self._procs.values():
             rc = proc.popen.poll()
             if rc is None:
                 continue
             tail = _tail(proc.log_path)
             during = f" while waiting for {w.what}" if w.what and w.what != proc.name else ""
-            msg = f"{proc.name} exited with status {rc}{during}; log {proc.log_path}:\n{tail}"
+            msg = f"{proc.name} exited with status {rc}{during}; read {proc.log_path}"
             if proc.name == w.proc and "address already in use" in tail:
-                raise _AddressInUse(msg)
-            raise ControlPlaneError(msg)
+                raise _AddressInUse(msg, tail)
+            raise ControlPlaneError(msg, tail)
 
-    def _timed_out(self, w: _Wait) -> None:
-        logs = "\n".join(f"  {p.name}: {p.log_path}" for p in self._procs.values())
-        detail = ""
+    def _timed_out(self, w: Wait) -> None:
         if w.proc is not None and w.proc in self._procs:
-            detail = f"\nlast lines of {w.proc}:\n{_tail(self._procs[w.proc].log_path)}"
-        raise ControlPlaneError(f"{w.what} not ready after {w.timeout:.0f}s; logs:\n{logs}{detail}")
+            log = self._procs[w.proc].log_path
+            raise ControlPlaneError(f"{w.what} not ready after {w.timeout:.0f}s; read {log}", _tail(log))
+        raise ControlPlaneError(f"{w.what} not ready after {w.timeout:.0f}s; logs in {self.dir / 'logs'}")
 
     def _fail_cleanup(self) -> None:
         """Stop what started; keep the data dir (logs) until the next start reaps it."""
@@ -593,7 +626,7 @@ class ControlPlane(ManagedProcesses):
             _say(msg)
 
     # -- bring-up steps --------------------------------------------------------------------------
-    def _start_steps(self, t0: float) -> _Steps:
+    def _start_steps(self, t0: float) -> Steps:
         if self._dir is not None:
             raise ControlPlaneError("this ControlPlane was already started; create a new one")
         self._prepare()
@@ -601,8 +634,11 @@ class ControlPlane(ManagedProcesses):
         yield from self._apiserver_steps(restart=False)
         self._spawn_controllers()
         self._create_node()
-        yield _Wait(f"node {NODE_NAME}", self._node_ready, "kwok", 60.0)
-        yield _Wait("default ServiceAccount", self._default_sa_exists, "kube-controller-manager", 60.0)
+        yield Wait(f"node {NODE_NAME}", self._node_ready, "kwok", 60.0)
+        if self._node is not None:
+            self._node.prepare()
+            yield from self._node.start_steps()
+        yield Wait("default ServiceAccount", self._default_sa_exists, "kube-controller-manager", 60.0)
         self.startup_seconds = time.monotonic() - t0
         self._log(
             f"control plane ready in {self.startup_seconds:.1f}s: {self.server}, KUBECONFIG={self.kubeconfig}"
@@ -611,6 +647,7 @@ class ControlPlane(ManagedProcesses):
     def _prepare(self) -> None:
         parent = self.base_dir or Path(tempfile.gettempdir())
         parent.mkdir(parents=True, exist_ok=True)
+        reap_stale_node()  # first: a killed node's mounts may live in a stale data dir
         for d in reap_stale_dirs(parent):
             self._log(f"removed stale data dir {d}")
         self._dir, self._lock_fd = new_owned_dir(parent, _DIR_PREFIX)
@@ -627,6 +664,15 @@ class ControlPlane(ManagedProcesses):
         )
         tokens.chmod(0o600)
         (self._dir / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        if self.node_kind == "real":
+            check_host()  # one clear line before anything starts
+            self._node = RealNode(self, quiet=self.quiet)
+            issue_cert(
+                self._dir / "pki",
+                "apiserver-kubelet-client",
+                common_name="kube-apiserver-kubelet-client",
+                organizations=("system:masters",),
+            )
         assert self.bin_dir is not None
         stages = sorted((self.bin_dir / "kwok-stages").glob("*.yaml"))
         (self._dir / "kwok.yaml").write_text("\n---\n".join(p.read_text().strip() for p in stages) + "\n")
@@ -673,7 +719,7 @@ class ControlPlane(ManagedProcesses):
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
-    def _etcd_steps(self) -> _Steps:
+    def _etcd_steps(self) -> Steps:
         for attempt in range(3):
             self.etcd_port, self._peer_port = free_port(), free_port()
             c, p = self.etcd_port, self._peer_port
@@ -694,7 +740,7 @@ class ControlPlane(ManagedProcesses):
                 ],
             )
             try:
-                yield _Wait("etcd", lambda: self._http_ok(f"{self.etcd_url}/health"), "etcd", 30.0)
+                yield Wait("etcd", lambda: self._http_ok(f"{self.etcd_url}/health"), "etcd", 30.0)
                 return
             except _AddressInUse:
                 if attempt == 2:
@@ -707,21 +753,18 @@ class ControlPlane(ManagedProcesses):
         return [
             str(self._bin("kube-apiserver")),
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *self._address_args(),
             f"--secure-port={self.port}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--token-auth-file={self.dir / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={'Node,RBAC' if self.node_kind == 'real' else 'RBAC'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            # loopback advertise address: don't write it into the `kubernetes` Service endpoints
-            "--endpoint-reconciler-type=none",
             # no node-lifecycle controller: a not-ready taint added at node creation would stay
             "--disable-admission-plugins=TaintNodesByCondition",
             f"--audit-policy-file={self.dir / 'audit-policy.yaml'}",
@@ -736,7 +779,26 @@ class ControlPlane(ManagedProcesses):
             *self.extra_apiserver_args,
         ]
 
-    def _apiserver_steps(self, *, restart: bool) -> _Steps:
+    def _address_args(self) -> list[str]:
+        if self.node_kind != "real":
+            return [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                # loopback advertise address: don't write it into the `kubernetes` Service endpoints
+                "--endpoint-reconciler-type=none",
+            ]
+        pki = self.dir / "pki"
+        return [
+            # pods reach the apiserver through the `kubernetes` Service at the node's bridge address
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={NODE_IP}",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def _apiserver_steps(self, *, restart: bool) -> Steps:
         if restart:
             proc = self._procs.get("kube-apiserver")
             if proc is not None and proc.popen.poll() is None:
@@ -747,7 +809,7 @@ class ControlPlane(ManagedProcesses):
                 self._write_kubeconfigs()
             self._spawn("kube-apiserver", self._apiserver_args())
             try:
-                yield _Wait(
+                yield Wait(
                     "kube-apiserver",
                     lambda: self._http_ok(f"{self.server}/readyz", tls=True, token=self.admin_token),
                     "kube-apiserver",
@@ -783,7 +845,7 @@ class ControlPlane(ManagedProcesses):
         return [
             str(self._bin("kube-controller-manager")),
             f"--kubeconfig={self.dir / 'kube-controller-manager.kubeconfig'}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(CONTROLLERS + (REAL_NODE_CONTROLLERS if self.node_kind == 'real' else ()))}",
             f"--service-account-private-key-file={pki / 'sa.key'}",
             f"--root-ca-file={pki / 'ca.crt'}",
             "--leader-elect=false",
@@ -815,7 +877,12 @@ class ControlPlane(ManagedProcesses):
             [
                 str(self._bin("kwok")),
                 f"--kubeconfig={kc['kwok']}",
-                "--manage-all-nodes=true",
+                # with a real node, kwok must leave it (and its pods) alone
+                *(
+                    ["--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"]
+                    if self.node_kind == "real"
+                    else ["--manage-all-nodes=true"]
+                ),
                 f"--config={self.dir / 'kwok.yaml'}",
             ],
         )
@@ -835,6 +902,8 @@ class ControlPlane(ManagedProcesses):
                 },
             },
         }
+        if self.node_kind == "real":  # only pods that tolerate it land on the fake node
+            node["spec"] = {"taints": [{"key": "thv.dev/fake-node", "value": "true", "effect": "NoSchedule"}]}
         status, body = self.api_request("POST", "/api/v1/nodes", node)
         if status != 201:
             raise ControlPlaneError(f"creating node {NODE_NAME}: HTTP {status}: {body}")

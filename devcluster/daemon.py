@@ -33,8 +33,10 @@ from devcluster.controlplane import (
     reap_stale_dirs,
     wait_for_exit,
 )
+from devcluster.images import build_all
 from devcluster.jaeger import Jaeger, JaegerError, JaegerInfo, build_jaeger
 from devcluster.jaeger import reap_stale_dirs as reap_stale_jaeger_dirs
+from devcluster.node import build_node_binaries, check_host, reap_stale_node
 
 _DAEMON_MODULE = "devcluster.daemon"
 
@@ -82,14 +84,15 @@ def read_state(state_dir: Path) -> DevState | None:
     return state
 
 
-def dev_up(state_dir: Path, *, jaeger: bool = False, timeout: float = 120.0) -> DevState:
+def dev_up(state_dir: Path, *, jaeger: bool = False, node: bool = False, timeout: float = 120.0) -> DevState:
     """Start the local control plane (and Jaeger with ``jaeger=True``) in a background daemon,
     or return the running one's state.
 
     Progress goes to stderr. Returns once the cluster (and Jaeger) is ready; raises
     :class:`ControlPlaneError` (with the daemon log's tail) if the daemon fails or ``timeout``
     seconds pass after the binaries are ready, or if ``jaeger`` is asked of a running daemon
-    started without it."""
+    started without it. ``node=True`` adds a real node (:mod:`devcluster.node`): its binaries and
+    images are built here, in the foreground, so that their progress is visible."""
     state_dir = state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     state = read_state(state_dir)
@@ -101,10 +104,17 @@ def dev_up(state_dir: Path, *, jaeger: bool = False, timeout: float = 120.0) -> 
             )
         print(f"[devcluster] already running (pid {state['pid']})", file=sys.stderr)
         return state
+    reap_stale_node()
     reap_stale_dirs(state_dir)
     reap_stale_jaeger_dirs(state_dir)
     env = {**os.environ, "THV_CONTROLPLANE_BIN": str(build_binaries())}
     args = [sys.executable, "-m", _DAEMON_MODULE, str(state_dir)]
+    if node:
+        check_host()
+        env["THV_NODE_BIN"] = str(build_node_binaries())
+        build_all(["pause", "coredns"])
+        args.append("--node")
+        timeout += 180.0
     if jaeger:
         try:
             env["THV_JAEGER_BIN"] = str(build_jaeger())
@@ -130,10 +140,15 @@ def dev_up(state_dir: Path, *, jaeger: bool = False, timeout: float = 120.0) -> 
             return state
         rc = daemon.poll()
         if rc is not None:
-            raise ControlPlaneError(f"the dev cluster daemon exited with status {rc}:\n{_tail(log_path)}")
+            raise ControlPlaneError(
+                f"{_last_error(log_path) or f'the dev cluster daemon exited with status {rc}'} (daemon log {log_path})",
+                _tail(log_path),
+            )
         time.sleep(0.2)
     daemon.terminate()
-    raise ControlPlaneError(f"the dev cluster was not ready after {timeout:.0f}s:\n{_tail(log_path)}")
+    raise ControlPlaneError(
+        f"the dev cluster was not ready after {timeout:.0f}s; read {log_path}", _tail(log_path)
+    )
 
 
 def dev_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
@@ -142,6 +157,7 @@ def dev_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
     state_dir = state_dir.expanduser().resolve()
     state = read_state(state_dir)
     if state is None:
+        reap_stale_node()
         reap_stale_dirs(state_dir)
         reap_stale_jaeger_dirs(state_dir)
         return False
@@ -152,9 +168,23 @@ def dev_down(state_dir: Path, *, timeout: float = 60.0) -> bool:
         wait_for_exit(pid, 10.0)
     state_file(state_dir).unlink(missing_ok=True)
     time.sleep(0.2)  # let the kernel release the dead owner's lock
+    reap_stale_node()
     reap_stale_dirs(state_dir)
     reap_stale_jaeger_dirs(state_dir)
     return True
+
+
+def _last_error(log_path: Path) -> str | None:
+    """The daemon's one-line failure (``SomeError: message``), from the end of its log."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        head, sep, rest = line.partition(": ")
+        if sep and head.rsplit(".", 1)[-1].endswith("Error") and " " not in head:
+            return rest
+    return None
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -164,7 +194,7 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _main(state_dir: Path, *, with_jaeger: bool = False) -> None:
+def _main(state_dir: Path, *, with_jaeger: bool = False, with_node: bool = False) -> None:
     stop = threading.Event()
 
     def _term(signum: int, frame: object) -> None:
@@ -173,7 +203,7 @@ def _main(state_dir: Path, *, with_jaeger: bool = False) -> None:
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGINT, _term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    cp = ControlPlane(base_dir=state_dir)
+    cp = ControlPlane(base_dir=state_dir, node="real" if with_node else "kwok")
     # started here, on the main thread, so that PR_SET_PDEATHSIG ties it to the daemon
     jaeger = Jaeger(base_dir=state_dir) if with_jaeger else None
     try:
@@ -214,4 +244,4 @@ def _main(state_dir: Path, *, with_jaeger: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    _main(Path(sys.argv[1]), with_jaeger="--jaeger" in sys.argv[2:])
+    _main(Path(sys.argv[1]), with_jaeger="--jaeger" in sys.argv[2:], with_node="--node" in sys.argv[2:])

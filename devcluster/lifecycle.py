@@ -6,12 +6,28 @@ import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import anyio
 import anyio.to_thread
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One step of a bring-up: poll ``check`` until true, fail if ``proc`` exits or on timeout."""
+
+    what: str
+    check: Callable[[], bool]
+    proc: str | None
+    timeout: float
+
+
+Steps = Generator[Wait, None, None]
+"""A bring-up: a generator of waits, driven with ``time.sleep`` or ``anyio.sleep``."""
 
 
 class ManagedProcesses:

@@ -4,7 +4,9 @@
 #   - the local Kubernetes control plane built from Go modules (~/.cache/thv/controlplane)
 #   - with --keycloak (the test command) or --all: Helm, Jaeger and the upstream ToolHive operator
 #     built from their Go modules (~/.cache/thv/{helm,jaeger,toolhive}), a JDK >= 21 check and Keycloak from Maven
-#     Central (~/.cache/thv/keycloak)
+#     Central (~/.cache/thv/keycloak); and the real node: Debian's containerd, runc, CNI plugins,
+#     iptables and image tools (tools/node/packages.sh), kubelet + kube-proxy from the Kubernetes
+#     module (~/.cache/thv/node) and the locally built images (~/.cache/thv/images)
 # Idempotent: a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,6 +36,15 @@ if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; then
   tools/jaeger/build.sh >/dev/null
   say "upstream ToolHive operator v0.3.11, the benchmark peer, from its Go module (first build ~4 min, then cached)"
   tools/toolhive/build.sh >/dev/null
+fi
+
+if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ] || [ "${1:-}" = "--node" ]; then
+  say "real node: Debian packages (containerd, runc, CNI plugins, iptables, umoci, mmdebstrap; ~20 s once)"
+  tools/node/packages.sh
+  say "kubelet + kube-proxy v1.36.3 from the Kubernetes module (first build ~6 min, then cached)"
+  tools/node/build.sh >/dev/null
+  say "images built locally: pause, CoreDNS, thv, demo MCP server, upstream proxyrunner (first build ~10 min, then cached)"
+  THV_CHECKOUT="$PWD" .venv/bin/python -m devcluster.images build --all >/dev/null
 fi
 
 if { [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; } && [ -x tools/keycloak/fetch.sh ]; then
