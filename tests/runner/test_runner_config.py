@@ -97,7 +97,7 @@ TE = {
     "subjectTokenType": "jwt",
 }
 
-CASES: list[tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], str]] = [
+CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("minimal-stdio", "image: img", {}),
     ("stdio-streamable", "image: img\nproxyMode: streamable-http\nargs: [--verbose, '-x', '--']", {}),
     (
@@ -117,7 +117,6 @@ CASES: list[tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], st
         " {name: w, hostPath: /srv/w, mountPath: /w}]\n"
         "permissionProfile: {type: builtin, name: none}\ntrustProxyHeaders: true",
         {},
-        "--volume",
     ),
     (
         "tools-inline",
@@ -132,7 +131,6 @@ CASES: list[tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], st
                 {"toolsFilter": ["fetch"], "toolsOverride": {"fetch": {"name": "get", "description": "d"}}}
             )
         },
-        "tool overrides",
     ),
     (
         "telemetry-enabled",
@@ -145,7 +143,6 @@ CASES: list[tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], st
         "telemetry-disabled",
         "image: img\ntelemetry: {openTelemetry: {enabled: false, endpoint: 'https://otel:4318'}}",
         {},
-        "openTelemetry.enabled: false",
     ),
     ("audit", "image: img\naudit: {enabled: true}", {}),
     (
@@ -164,19 +161,10 @@ CASES: list[tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], st
 ]
 
 
-def _params(*, with_todo: bool) -> list[Any]:
-    out = []
-    for name, spec, refs, *todo in CASES:
-        marks = (
-            [pytest.mark.xfail(reason=f"flag renderer does not carry {todo[0]} yet", strict=True)]
-            if todo and with_todo
-            else []
-        )
-        out.append(pytest.param(spec, refs, id=name, marks=marks))
-    return out
+PARAMS = [pytest.param(spec, refs, id=name) for name, spec, refs in CASES]
 
 
-@pytest.mark.parametrize(("spec", "refs"), _params(with_todo=True))
+@pytest.mark.parametrize(("spec", "refs"), PARAMS)
 def test_flag_mode_and_configmap_mode_give_the_same_runner_config(
     spec: str, refs: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -204,7 +192,7 @@ def test_exchange_in_effect(tmp_path: Path) -> None:
     assert (te.header_strategy, te.external_token_header_name) == ("custom", "X-Up")
 
 
-@pytest.mark.parametrize(("spec", "refs"), _params(with_todo=False))
+@pytest.mark.parametrize(("spec", "refs"), PARAMS)
 def test_every_rendered_flag_is_in_the_table_and_round_trips(spec: str, refs: dict[str, Any]) -> None:
     d = render(server(spec), OperatorSettings(use_configmap=False), **refs)
     argv = runner_argv(d)
@@ -245,7 +233,6 @@ def test_upstream_proxyrunner_flags_are_all_accepted() -> None:
         "--oidc-client-id",
         "--oidc-client-secret",
         "--oidc-introspection-url",
-        "--volume",
         "--secret",
         "--authz-config",
         "--audit-config",
@@ -318,3 +305,20 @@ def test_a_bool_flag_never_swallows_the_image() -> None:
     )
     assert config.workload.image == "img" and config.workload.trust_proxy_headers
     assert config.workload.cmd_args == ("--debug",) and not config.workload.debug
+
+
+def test_kubernetes_oidc_keeps_upstreams_two_divergences(tmp_path: Path) -> None:
+    """Upstream's modes disagree for ``oidcConfig.type: kubernetes``: flag mode's resource URL is the
+    proxy Service and it sends ``--oidc-client-id=<sa>.<ns>.svc.cluster.local``; ConfigMap mode's
+    resolver uses the bare server name and no client id. Everything else is equal."""
+    from_flags, from_cm = parse_both(server("image: img\noidcConfig: {type: kubernetes}"), tmp_path)
+    assert from_flags.workload == from_cm.workload
+    assert from_flags.proxy.oidc is not None and from_cm.proxy.oidc is not None
+    assert from_flags.proxy.oidc.resource_url == "http://mcp-srv-proxy.ns.svc.cluster.local:8080"
+    assert from_cm.proxy.oidc.resource_url == "http://srv.ns.svc.cluster.local:8080"
+    assert (from_flags.middleware.oidc_client_id, from_cm.middleware.oidc_client_id) == (
+        "default.ns.svc.cluster.local",
+        "",
+    )
+    same_oidc = msgspec.structs.replace(from_flags.proxy.oidc, resource_url=from_cm.proxy.oidc.resource_url)
+    assert msgspec.structs.replace(from_flags.proxy, oidc=same_oidc) == from_cm.proxy

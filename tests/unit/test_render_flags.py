@@ -10,6 +10,7 @@ import msgspec
 import pytest
 import yaml
 
+import thv
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
 from thv.render import names
 from thv.render.errors import RenderError
@@ -140,6 +141,7 @@ def test_full_flag_args_in_upstream_order() -> None:
         "--env=A=1",
         "--env=B=x=y",
         "--tools=alpha,zeta",
+        "--otel-enabled",
         "--otel-endpoint=https://otel:4318",
         "--otel-service-name=svc",
         "--otel-headers=h1=v1",
@@ -306,15 +308,22 @@ def test_tools_from_tool_config_and_override_warning() -> None:
     srv = server("image: img\ntools: [ignored]\ntoolConfigRef: {name: tc}")
     refs = References(tool_config=toolconfig("toolsFilter: [b, a]\ntoolsOverride: {a: {name: z}}"))
     assert "--tools=a,b" in flag_mode_args(srv, SETTINGS, refs, None)
-    warnings = flag_mode_warnings(srv, SETTINGS, refs)
+    assert flag_mode_warnings(srv, SETTINGS, refs) == []  # thv's runner takes --tools-override
+    upstream = OperatorSettings(runner_image="ghcr.io/stacklok/toolhive/proxyrunner:v0.6.0")
+    warnings = flag_mode_warnings(srv, upstream, refs)
     assert len(warnings) == 1 and "toolsOverride" in warnings[0]
 
 
 def test_warning_when_the_runner_ignores_token_exchange_flags() -> None:
     srv = server("image: img\nexternalAuthConfigRef: {name: ext}")
     refs = References(external_auth=extauth("tokenUrl: t\naudience: a"))
-    warnings = flag_mode_warnings(srv, SETTINGS, refs)
+    upstream = OperatorSettings(runner_image="ghcr.io/stacklok/toolhive/proxyrunner:v0.6.0")
+    warnings = flag_mode_warnings(srv, upstream, refs)
     assert len(warnings) == 1 and "WITHOUT token exchange" in warnings[0]
+    latest = OperatorSettings(runner_image="ghcr.io/stacklok/toolhive/proxyrunner:latest")
+    warnings = flag_mode_warnings(srv, latest, refs)
+    assert len(warnings) == 2 and "refuses to start without a runconfig.json" in warnings[1]
+    assert flag_mode_warnings(srv, SETTINGS, refs) == []  # thv's runner (the default)
     assert flag_mode_warnings(srv, OperatorSettings(runner_image="example.com/thv:1"), refs) == []
     assert flag_mode_warnings(server("image: img"), SETTINGS, References()) == []
 
@@ -322,7 +331,7 @@ def test_warning_when_the_runner_ignores_token_exchange_flags() -> None:
 @pytest.mark.parametrize(
     ("image", "ignores"),
     [
-        (DEFAULT_RUNNER_IMAGE, True),
+        (DEFAULT_RUNNER_IMAGE, False),
         ("ghcr.io/stacklok/toolhive/proxyrunner", True),
         ("ghcr.io/stacklok/toolhive/proxyrunner:v0.3.8", True),
         ("ghcr.io/stacklok/toolhive/proxyrunner@sha256:" + "a" * 64, True),
@@ -345,8 +354,10 @@ def test_configmap_mode_args() -> None:
         "--foreground=true",
         f"--k8s-pod-patch={PATCH}",
         "img:3",
+        "--",
+        "a",
     ]
-    assert configmap_mode_args(srv, None) == ["run", "--foreground=true", "img:3"]
+    assert configmap_mode_args(srv, None) == ["run", "--foreground=true", "img:3", "--", "a"]
 
 
 # --- pod patch --------------------------------------------------------------------------------------
@@ -498,5 +509,5 @@ def test_settings_from_env(env: dict[str, str], kwargs: dict[str, Any], expected
 
 def test_settings_defaults() -> None:
     s = OperatorSettings()
-    assert s.runner_image == "ghcr.io/stacklok/toolhive/proxyrunner:latest"
+    assert s.runner_image == f"ghcr.io/thv-dev/thv:{thv.__version__}"
     assert (s.proxy_host, s.use_configmap, s.platform) == ("0.0.0.0", False, "kubernetes")

@@ -57,6 +57,7 @@ from thv.api.meta import EnvVar, EnvVarSource, ObjectMeta, SecretKeySelector
 from thv.render import names
 from thv.render.common import merge_operator_wins, object_meta, server_name, server_namespace
 from thv.render.errors import REASON_INVALID_RESOURCES, RenderError
+from thv.render.flags import runner_ignores_token_exchange_flags
 from thv.render.settings import PLATFORM_OPENSHIFT, OperatorSettings
 
 __all__ = [
@@ -64,14 +65,23 @@ __all__ = [
     "deployment",
     "pod_security_context",
     "proxy_env",
+    "proxy_env_warnings",
     "proxy_resources",
     "proxy_volumes",
 ]
 
 _UID = 1000
+#: the console script thv's runner image runs (``thv-runner run [flags] IMAGE [-- ARGS...]``)
+RUNNER_COMMAND: Final = "thv-runner"
 
 
 def proxy_env(server: MCPServer, external_auth: MCPExternalAuthConfig | None) -> list[EnvVar]:
+    """The proxy container env: :func:`_proxy_env_entries` with duplicate names merged (each at its
+    first position, with its last value; see :func:`proxy_env_warnings`)."""
+    return _merge_duplicates(_proxy_env_entries(server, external_auth))[0]
+
+
+def _proxy_env_entries(server: MCPServer, external_auth: MCPExternalAuthConfig | None) -> list[EnvVar]:
     """The proxy container env, in upstream order (its update check compared the whole list):
 
     1. ``OTEL_RESOURCE_ATTRIBUTES`` when ``telemetry.openTelemetry`` is set (even if disabled);
@@ -112,6 +122,33 @@ def proxy_env(server: MCPServer, external_auth: MCPExternalAuthConfig | None) ->
     present = {e.name for e in env}
     env.extend(EnvVar(name=k, value=v) for k, v in names.REQUIRED_PROXY_ENV if k not in present)
     return env
+
+
+def _merge_duplicates(env: list[EnvVar]) -> tuple[list[EnvVar], list[str]]:
+    """One entry per name, at its first position, with the last value (the API server refuses a
+    container with a duplicate env name, so the apply would fail forever); and the names merged."""
+    last = {e.name: e for e in env}
+    seen: set[str] = set()
+    merged: list[EnvVar] = []
+    duplicates: list[str] = []
+    for e in env:
+        if e.name in seen:
+            if e.name not in duplicates:
+                duplicates.append(e.name)
+            continue
+        seen.add(e.name)
+        merged.append(last[e.name])
+    return merged, duplicates
+
+
+def proxy_env_warnings(server: MCPServer, external_auth: MCPExternalAuthConfig | None) -> list[str]:
+    """One warning per proxy env name given more than once (merged: the last value is used)."""
+    _merged, duplicates = _merge_duplicates(_proxy_env_entries(server, external_auth))
+    return [
+        f"proxy env {name} is set more than once (resourceOverrides.proxyDeployment.env, or over thv's "
+        "own); the last value is used"
+        for name in duplicates
+    ]
 
 
 def _secret_env(name: str, secret: str, key: str) -> EnvVar:
@@ -278,6 +315,8 @@ def deployment(
     container = Container(
         name=names.PROXY_CONTAINER,
         image=settings.runner_image,
+        # thv's image has ENTRYPOINT ["thv"]: start its runner; upstream's image keeps its entrypoint
+        command=None if runner_ignores_token_exchange_flags(settings.runner_image) else [RUNNER_COMMAND],
         args=list(args),
         env=list(env),
         ports=[

@@ -20,7 +20,7 @@ from thv.api.runconfig import RunConfig
 from thv.render import names
 from thv.render.authz import authz_inline_configmap
 from thv.render.common import server_name
-from thv.render.deployment import deployment, proxy_env
+from thv.render.deployment import deployment, proxy_env, proxy_env_warnings
 from thv.render.errors import REASON_INVALID_NAME, RenderError
 from thv.render.flags import configmap_mode_args, flag_mode_args, flag_mode_warnings
 from thv.render.podpatch import pod_template_patch_json
@@ -167,6 +167,7 @@ def render(
     if authz_cm is None:
         unwanted.append(("ConfigMap", names.authz_inline_configmap_name(name)))
     env = proxy_env(server, refs.external_auth_for(server))
+    warnings.extend(proxy_env_warnings(server, refs.external_auth_for(server)))
     return Desired(
         use_configmap=settings.use_configmap,
         deployment=deployment(server, settings, args=args, env=env, pod_annotations=pod_annotations),

@@ -9,8 +9,8 @@ Flag mode follows upstream's last flag-mode format (``71e293497^``, reference §
 5. ``[OIDC flags] [--resource-url=…]`` (only with ``oidcConfig``)
 6. ``[token-exchange flags]`` (only with ``externalAuthConfigRef``; thv addition, see below)
 7. ``[--authz-config=/etc/toolhive/authz/authz.json] [--enable-audit]``
-8. ``[--env=K=V …] [--tools=<sorted,comma-joined>]``
-9. ``[--otel-… flags] [--enable-prometheus-metrics-path]``
+8. ``[--env=K=V …] [--volume=host:mount[:ro] …] [--tools=<sorted,comma-joined>] [--tools-override=<json>]``
+9. ``[--otel-enabled=true|false --otel-… flags] [--enable-prometheus-metrics-path]``
 10. ``[--env-file-dir=/vault/secrets]``
 11. ``<image> [-- <spec.args…>]``
 
@@ -24,18 +24,24 @@ Deliberate differences from upstream's flag mode:
   reaches the container only as ``TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET`` from a secretKeyRef.
   Upstream's ``thv-proxyrunner`` whitelists unknown flags, so it **silently ignores** these
   (see :func:`runner_ignores_token_exchange_flags`);
-* ``--tools`` also honours ``toolConfigRef`` (its ``toolsFilter``; overrides cannot be flags);
+* ``--tools`` also honours ``toolConfigRef`` (its ``toolsFilter``); its ``toolsOverride`` goes in
+  ``--tools-override=<json>`` and ``spec.volumes`` in ``--volume`` (upstream's runner flag), and
+  ``--otel-enabled`` carries ``openTelemetry.enabled`` (``false`` included), so that with thv's
+  runner flag mode carries everything ConfigMap mode does (``tests/runner/test_runner_config.py``);
 * ``--env-file-dir`` comes before the image (upstream appended it after ``--``, where it became
   an MCP server argument).
 
 ConfigMap mode (upstream since ``71e293497``): ``run --foreground=true [--k8s-pod-patch=<json>]
-<image>``; everything else is in ``/etc/runconfig/runconfig.json``.
+<image> [-- <spec.args…>]``; everything else is in ``/etc/runconfig/runconfig.json`` (the args are
+repeated after ``--`` because upstream's runner replaces the file's ``cmd_args`` with them).
 """
 
 from __future__ import annotations
 
 import re
 from typing import Final
+
+import msgspec
 
 from thv.api.contract import flag
 from thv.api.crds import (
@@ -49,7 +55,7 @@ from thv.api.crds import (
     MCPServer,
 )
 from thv.render import names
-from thv.render.common import server_name, server_namespace
+from thv.render.common import go_json, server_name, server_namespace
 from thv.render.errors import REASON_INVALID_EXTERNAL_AUTH, REASON_MISSING_INPUT, RenderError
 from thv.render.refs import References
 from thv.render.runconfig import token_exchange_config, tools_filter_and_override, vault_injected
@@ -62,6 +68,7 @@ __all__ = [
     "flag_mode_warnings",
     "oidc_flags",
     "runner_ignores_token_exchange_flags",
+    "runner_needs_runconfig",
     "token_exchange_flags",
 ]
 
@@ -82,12 +89,35 @@ def runner_ignores_token_exchange_flags(runner_image: str) -> bool:
     return _repository(runner_image).lower() == UPSTREAM_PROXYRUNNER_REPOSITORY
 
 
+_VERSION_TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+
+def runner_needs_runconfig(runner_image: str) -> bool:
+    """True for upstream's proxy runner from v0.6.1 (``b6325682c``), ``latest``, an untagged or
+    digest-only reference included: it exits without ``runconfig.json``, so flag mode cannot run."""
+    if not runner_ignores_token_exchange_flags(runner_image):
+        return False
+    image = runner_image.strip()
+    if "@" in image:
+        return True  # a digest says nothing about the version: assume a current one
+    slash, colon = image.rfind("/"), image.rfind(":")
+    tag = image[colon + 1 :] if colon > slash else "latest"
+    match = _VERSION_TAG.match(tag)
+    if match is None:
+        return True
+    return tuple(int(part) for part in match.groups()) >= (0, 6, 1)
+
+
 def configmap_mode_args(server: MCPServer, pod_patch: str | None) -> list[str]:
-    """``run --foreground=true [--k8s-pod-patch=<json>] <image>`` (upstream at ``5bc66cc9c``)."""
+    """``run --foreground=true [--k8s-pod-patch=<json>] <image> [-- <spec.args…>]`` (upstream at
+    ``5bc66cc9c`` without the args, which its runner then lost)."""
     args = ["run", "--foreground=true"]
     if pod_patch is not None:
         args.append(f"--k8s-pod-patch={pod_patch}")
     args.append(server.spec.image)
+    if server.spec.args:
+        # upstream's runner replaces the RunConfig's cmd_args with what follows "--" (5bc66cc9c)
+        args.extend(["--", *server.spec.args])
     return args
 
 
@@ -189,6 +219,7 @@ def _otel_flags(server: MCPServer) -> list[str]:
     args: list[str] = []
     otel = telemetry.open_telemetry
     if otel is not None:
+        args.append(flag("--otel-enabled", otel.enabled))
         if otel.endpoint:
             args.append(f"--otel-endpoint={otel.endpoint}")
         if otel.service_name:
@@ -251,9 +282,15 @@ def flag_mode_args(
     if spec.audit is not None and spec.audit.enabled:
         args.append("--enable-audit")
     args.extend(f"--env={e.name}={e.value}" for e in spec.env or [])
-    tools, _overrides = tools_filter_and_override(server, refs.tool_config_for(server))
+    args.extend(
+        flag("--volume", f"{v.host_path}:{v.mount_path}{':ro' if v.read_only else ''}")
+        for v in spec.volumes or []
+    )
+    tools, overrides = tools_filter_and_override(server, refs.tool_config_for(server))
     if tools:
         args.append(f"--tools={','.join(sorted(tools))}")
+    if overrides:
+        args.append(flag("--tools-override", go_json(msgspec.to_builtins(overrides))))
     args.extend(_otel_flags(server))
     if vault_injected(server):
         args.append(f"--env-file-dir={names.VAULT_SECRETS_DIR}")
@@ -274,10 +311,20 @@ def flag_mode_warnings(server: MCPServer, settings: OperatorSettings, refs: Refe
             f"{server_name(server)} runs WITHOUT token exchange in flag mode; use ConfigMap mode "
             "(TOOLHIVE_USE_CONFIGMAP=true) or a runner that supports the flags"
         )
-    tool_config = refs.tool_config_for(server)
-    if tool_config is not None and tool_config.spec.tools_override:
+    if runner_needs_runconfig(settings.runner_image):
         warnings.append(
-            f"MCPToolConfig {tool_config.metadata.name} toolsOverride cannot be passed as flags; "
-            "only its toolsFilter applies in flag mode"
+            f"runner image {settings.runner_image} refuses to start without a runconfig.json "
+            f"(upstream proxyrunner v0.6.1 and later): MCPServer {server_name(server)} will crash-loop in "
+            "flag mode; use ConfigMap mode (TOOLHIVE_USE_CONFIGMAP=true) or thv's runner image"
+        )
+    tool_config = refs.tool_config_for(server)
+    if (
+        tool_config is not None
+        and tool_config.spec.tools_override
+        and runner_ignores_token_exchange_flags(settings.runner_image)
+    ):
+        warnings.append(
+            f"MCPToolConfig {tool_config.metadata.name} toolsOverride cannot be passed as flags to "
+            f"runner image {settings.runner_image}; only its toolsFilter applies in flag mode"
         )
     return warnings

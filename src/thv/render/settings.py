@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-DEFAULT_RUNNER_IMAGE: Final = "ghcr.io/stacklok/toolhive/proxyrunner:latest"
+from thv import __version__
+
+#: thv's own image (the chart's operator repository) runs ``thv-runner``, in both modes
+DEFAULT_RUNNER_IMAGE: Final = f"ghcr.io/thv-dev/thv:{__version__}"
 DEFAULT_PROXY_HOST: Final = "0.0.0.0"  # the proxy must listen on the pod IP
 PLATFORM_KUBERNETES: Final = "kubernetes"
 PLATFORM_OPENSHIFT: Final = "openshift"
