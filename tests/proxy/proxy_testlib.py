@@ -413,13 +413,16 @@ class KeycloakServer:
     start-up build of concurrent sessions).
     """
 
-    def __init__(self, home: Path, java_home: Path, log_path: Path) -> None:
+    def __init__(self, home: Path, java_home: Path, log_path: Path, *, http_host: str = "127.0.0.1") -> None:
         self.home = home
         self.java_home = java_home
         self.log_path = log_path
+        #: where Keycloak listens and the address in every URL (and so in the tokens' ``iss``);
+        #: pods need an address of the host they can reach (``real_cluster.node.host_ip``)
+        self.http_host = http_host
         self.port = free_port()
         self.management_port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{http_host}:{self.port}"
         self.issuer = f"{self.base_url}/realms/{REALM}"
         self.token_url = f"{self.issuer}/protocol/openid-connect/token"
         self.jwks_url = f"{self.issuer}/protocol/openid-connect/certs"
@@ -455,7 +458,7 @@ class KeycloakServer:
             cmd = [
                 str(self.home / "bin" / "kc.sh"),
                 "start-dev",
-                "--http-host=127.0.0.1",
+                f"--http-host={self.http_host}",
                 f"--http-port={self.port}",
                 f"--http-management-port={self.management_port}",
                 "--hostname-strict=false",
@@ -463,7 +466,9 @@ class KeycloakServer:
                 "--db=dev-mem",
                 "--import-realm",
             ]
-            progress(f"Keycloak {self.version}: starting on 127.0.0.1:{self.port} (log: {self.log_path})")
+            progress(
+                f"Keycloak {self.version}: starting on {self.http_host}:{self.port} (log: {self.log_path})"
+            )
             started = time.monotonic()
             with open(self.log_path, "wb") as log:
                 self.proc = subprocess.Popen(
@@ -491,7 +496,8 @@ class KeycloakServer:
 
     def _wait_ready(self, started: float, timeout: float) -> None:
         assert self.proc is not None
-        ready_url = f"http://127.0.0.1:{self.management_port}/health/ready"
+        # the management interface listens where the HTTP one does
+        ready_url = f"http://{self.http_host}:{self.management_port}/health/ready"
         next_note = started + 15
         while True:
             if self.proc.poll() is not None:

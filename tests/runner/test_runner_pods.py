@@ -1,0 +1,267 @@
+"""Both modes run for real: the operator renders, thv's runner executes, in pods on the real node.
+
+For each mode (flags, ConfigMap) x header strategy (replace, custom header) x MCP server transport
+(stdio, streamable-HTTP): the official MCP SDK client, with a Keycloak user token, initializes,
+lists the tools and calls them through the runner's Service; the demo MCP server (official SDK,
+``devcluster.images`` ``demo-mcp``) reports the claims of the token it received — the exchanged
+one (``aud`` ``mcp-server``, issued to ``mcp-proxy``, alice's ``sub``), never the user's; no token
+is 401; the MCP server pod is deleted mid-session and the runner serves again within seconds;
+deleting the MCPServer removes the StatefulSet and the headless Service. One more run with
+upstream's ``thv-proxyrunner`` image in ConfigMap mode.
+
+Needs (from the lead and the images engineer; see ``docs/runner.md``): the ``real_cluster``
+fixture (a Ready real node, ``node.load(name)``, ``node.host_ip``), the ``thv``, ``demo-mcp`` and
+``proxyrunner`` images, and in ``demo-mcp``: ``DEMO_MCP_TOKEN_HEADER`` (verify the token of that
+header instead of ``Authorization``: the custom-header strategy keeps the user's token in
+``Authorization``) and, over stdio, the token the runner hands over in
+``params._meta["dev.thv/authorization"]`` (stdio has no headers).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+from operator_harness import run_operator, wait_for
+from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE, KeycloakServer
+
+from devcluster import ControlPlane
+
+NAME = "demo"
+MCP_PORT = 8080
+TOKEN_HEADER = "X-Upstream-Token"
+
+
+def _apply(cp: ControlPlane, path: str, body: dict[str, Any]) -> None:
+    status, answer = cp.api_request("POST", path, body)
+    assert status in (200, 201), answer
+
+
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def create_server(
+    cp: ControlPlane,
+    ns: str,
+    kc: KeycloakServer,
+    *,
+    image: str,
+    transport: str,
+    proxy_mode: str | None,
+    custom_header: bool,
+) -> None:
+    _apply(
+        cp,
+        f"/api/v1/namespaces/{ns}/secrets",
+        {"metadata": {"name": "te-secret"}, "stringData": {"client-secret": PROXY_CLIENT_SECRET}},
+    )
+    te: dict[str, Any] = {
+        "tokenUrl": kc.token_url,
+        "clientId": PROXY_CLIENT_ID,
+        "clientSecretRef": {"name": "te-secret", "key": "client-secret"},
+        "audience": TARGET_AUDIENCE,
+    }
+    if custom_header:
+        te["externalTokenHeaderName"] = TOKEN_HEADER
+    _apply(
+        cp,
+        f"/apis/toolhive.stacklok.dev/v1alpha1/namespaces/{ns}/mcpexternalauthconfigs",
+        {
+            "apiVersion": "toolhive.stacklok.dev/v1alpha1",
+            "kind": "MCPExternalAuthConfig",
+            "metadata": {"name": "ext"},
+            "spec": {"type": "tokenExchange", "tokenExchange": te},
+        },
+    )
+    env = [
+        {"name": "DEMO_MCP_JWKS_URL", "value": kc.jwks_url},
+        {"name": "DEMO_MCP_AUDIENCE", "value": TARGET_AUDIENCE},
+        {"name": "DEMO_MCP_ISSUER", "value": kc.issuer},
+    ]
+    if custom_header:
+        env.append({"name": "DEMO_MCP_TOKEN_HEADER", "value": TOKEN_HEADER})
+    spec: dict[str, Any] = {
+        "image": image,
+        "transport": transport,
+        "env": env,
+        "externalAuthConfigRef": {"name": "ext"},
+        "podTemplateSpec": {"spec": {"containers": [{"name": "mcp", "imagePullPolicy": "Never"}]}},
+    }
+    if transport != "stdio":
+        spec["mcpPort"] = MCP_PORT
+    if proxy_mode is not None:
+        spec["proxyMode"] = proxy_mode
+    _apply(
+        cp,
+        f"/apis/toolhive.stacklok.dev/v1alpha1/namespaces/{ns}/mcpservers",
+        {
+            "apiVersion": "toolhive.stacklok.dev/v1alpha1",
+            "kind": "MCPServer",
+            "metadata": {"name": NAME},
+            "spec": spec,
+        },
+    )
+
+
+def _ready(cp: ControlPlane, ns: str) -> bool:
+    _, dep = cp.api_request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/{NAME}")
+    _, sts = cp.api_request("GET", f"/apis/apps/v1/namespaces/{ns}/statefulsets/{NAME}")
+    return bool(
+        (dep.get("status") or {}).get("availableReplicas") and (sts.get("status") or {}).get("readyReplicas")
+    )
+
+
+def runner_url(cp: ControlPlane, ns: str) -> str:
+    """The runner's Service (``mcp-<name>-proxy``), through kube-proxy from the host."""
+    _, svc = cp.api_request("GET", f"/api/v1/namespaces/{ns}/services/mcp-{NAME}-proxy")
+    return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+
+
+@contextmanager
+def operator(kubeconfig: Path, ns: str, *, use_configmap: bool, runner_image: str) -> Iterator[None]:
+    with run_operator(kubeconfig, namespaces=[ns], use_configmap=use_configmap, runner_image=runner_image):
+        yield
+
+
+async def _session_calls(url: str, token: str, proxy_mode: str) -> dict[str, Any]:
+    """Initialize, list, call echo and whoami; the whoami claims."""
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    if proxy_mode == "sse":
+        transport = sse_client(f"{url}/sse", headers={"Authorization": f"Bearer {token}"})
+    else:
+        transport = streamable_http_client(f"{url}/mcp", http_client=http)
+    async with http, transport as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = {t.name for t in (await session.list_tools()).tools}
+        assert {"echo", "whoami"} <= tools, tools
+        echoed = await session.call_tool("echo", {"message": "hi"})
+        assert "hi" in json.dumps(echoed.model_dump(mode="json"))
+        who = await session.call_tool("whoami", {})
+        data = who.structuredContent or json.loads(who.content[0].text)  # type: ignore[union-attr]
+        return dict(data.get("result", data)) if isinstance(data, dict) else {}
+
+
+def check_exchanged(claims: dict[str, Any], user_token: str) -> None:
+    user = _claims(user_token)
+    aud = claims.get("aud")
+    assert TARGET_AUDIENCE in (aud if isinstance(aud, list) else [aud]), claims
+    assert claims.get("azp") == PROXY_CLIENT_ID, claims
+    assert claims.get("sub") == user["sub"]
+    assert TARGET_AUDIENCE not in (user["aud"] if isinstance(user["aud"], list) else [user["aud"]])
+
+
+CASES = [
+    pytest.param(use_cm, custom, transport, proxy_mode, id=f"{mode}-{strategy}-{tid}")
+    for use_cm, mode in ((False, "flags"), (True, "configmap"))
+    for custom, strategy in ((False, "replace"), (True, "custom-header"))
+    for transport, proxy_mode, tid in (
+        ("stdio", "streamable-http" if not use_cm else "sse", "stdio"),
+        ("streamable-http", None, "streamable-http"),
+    )
+]
+
+
+@pytest.mark.parametrize(("use_configmap", "custom_header", "transport", "proxy_mode"), CASES)
+def test_mcp_through_thv_runner_in_pods(
+    real_cluster: ControlPlane,
+    real_namespace: str,
+    pod_keycloak: KeycloakServer,
+    pod_images: dict[str, str],
+    real_operator_kubeconfig: Path,
+    use_configmap: bool,
+    custom_header: bool,
+    transport: str,
+    proxy_mode: str | None,
+) -> None:
+    cp, ns = real_cluster, real_namespace
+    started = time.monotonic()
+    with operator(real_operator_kubeconfig, ns, use_configmap=use_configmap, runner_image=pod_images["thv"]):
+        create_server(
+            cp,
+            ns,
+            pod_keycloak,
+            image=pod_images["demo-mcp"],
+            transport=transport,
+            proxy_mode=proxy_mode,
+            custom_header=custom_header,
+        )
+        wait_for(lambda: _ready(cp, ns), 180, "runner Deployment and MCP StatefulSet ready")
+        url = runner_url(cp, ns)
+        mode = proxy_mode or "streamable-http"
+
+        # no token: the runner refuses (fail-closed)
+        path = "/sse" if mode == "sse" else "/mcp"
+        assert httpx.post(f"{url}{path}", json={}, timeout=30).status_code == 401
+
+        token = pod_keycloak.password_token()
+        claims = anyio.run(_session_calls, url, token, mode)
+        first_call = time.monotonic() - started
+        print(f"\napply → first successful tool call: {first_call:.1f} s")
+        check_exchanged(claims, token)
+
+        # the MCP server pod is replaced: the runner serves again within seconds
+        cp.api_request("DELETE", f"/api/v1/namespaces/{ns}/pods/{NAME}-0")
+        t0 = time.monotonic()
+
+        def serves_again() -> bool:
+            try:
+                check_exchanged(anyio.run(_session_calls, url, token, mode), token)
+            except Exception:
+                return False
+            return True
+
+        wait_for(serves_again, 90, "the runner serving after the MCP server pod was replaced")
+        print(f"served again {time.monotonic() - t0:.1f} s after the MCP server pod was deleted")
+
+        # deleting the MCPServer removes what the runner created (the operator's finalizer)
+        cp.api_request("DELETE", f"/apis/toolhive.stacklok.dev/v1alpha1/namespaces/{ns}/mcpservers/{NAME}")
+        wait_for(
+            lambda: (
+                cp.api_request("GET", f"/apis/apps/v1/namespaces/{ns}/statefulsets/{NAME}")[0] == 404
+                and cp.api_request("GET", f"/api/v1/namespaces/{ns}/services/mcp-{NAME}-headless")[0] == 404
+            ),
+            90,
+            "StatefulSet and headless Service gone",
+        )
+
+
+def test_upstream_proxyrunner_in_configmap_mode(
+    real_cluster: ControlPlane,
+    real_namespace: str,
+    pod_keycloak: KeycloakServer,
+    pod_images: dict[str, str],
+    real_operator_kubeconfig: Path,
+) -> None:
+    """The compatibility claim with upstream's own runner (``thv-proxyrunner``) in a pod: ConfigMap
+    mode, streamable-HTTP, replace strategy. If this fails, the failure message is the finding."""
+    node = real_cluster.node
+    upstream = node.load("proxyrunner")
+    cp, ns = real_cluster, real_namespace
+    with operator(real_operator_kubeconfig, ns, use_configmap=True, runner_image=upstream):
+        create_server(
+            cp,
+            ns,
+            pod_keycloak,
+            image=pod_images["demo-mcp"],
+            transport="streamable-http",
+            proxy_mode=None,
+            custom_header=False,
+        )
+        wait_for(lambda: _ready(cp, ns), 180, "upstream runner Deployment and MCP StatefulSet ready")
+        token = pod_keycloak.password_token()
+        claims = anyio.run(_session_calls, runner_url(cp, ns), token, "streamable-http")
+        check_exchanged(claims, token)
