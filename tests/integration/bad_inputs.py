@@ -198,6 +198,7 @@ MiB = 1 << 20
 CONFLICTS = "conflicting settings"
 POLICY = "permit(principal, action, resource);"
 SCHEMA = "schema"
+SCOPE_MESSAGE = "each scope must be one RFC 6749 scope-token"
 CROSS_FIELD = "cross-field"
 REFERENCES = "references"
 SIZE = "size"
@@ -784,13 +785,14 @@ CASES: tuple[Case, ...] = (
         "audience contains a NUL character",
         audience="mcp\x00backend",
     ),
-    _ext_and_srv(
-        "scope-nul",
-        VALUES,
-        "InvalidExternalAuthConfig",
-        "scopes contains a NUL character",
-        scopes=["openid", "read\x00write"],
-    ),
+    # ---- scopes are RFC 6749 scope-tokens: refused at admission (CEL) -----------------------
+    _r("scope-nul", VALUES, ext("scope-nul", scopes=["openid", "read\x00write"]), SCOPE_MESSAGE),
+    _r("scope-with-space", VALUES, ext("scope-with-space", scopes=["read write"]), SCOPE_MESSAGE),
+    _r("scope-with-quote", VALUES, ext("scope-with-quote", scopes=['read"']), SCOPE_MESSAGE),
+    _r("scope-with-backslash", VALUES, ext("scope-with-backslash", scopes=["a\\b"]), SCOPE_MESSAGE),
+    _r("scope-with-tab", VALUES, ext("scope-with-tab", scopes=["a\tb"]), SCOPE_MESSAGE),
+    _r("scope-empty", VALUES, ext("scope-empty", scopes=[""]), SCOPE_MESSAGE),
+    _r("scope-unicode", VALUES, ext("scope-unicode", scopes=["läsen"]), SCOPE_MESSAGE),
     _srv_only(
         "env-value-newline",
         VALUES,
@@ -838,7 +840,7 @@ CASES: tuple[Case, ...] = (
         "name-54-chars-sse",
         NAMES,
         "InvalidName",
-        "at most 50 characters",
+        "cannot be used",
         name="n" * 54,
         transport="sse",
         mcpPort=8080,
@@ -943,14 +945,14 @@ CASES: tuple[Case, ...] = (
         "a\u2028b<&>",
     ),
     _rendered(
-        "scopes-unicode",
+        "scopes-every-scope-token-character",
         VALUES,
         (
-            ext("scopes-unicode", scopes=["läsen", "写", "\U0001f511"]),
-            server("scopes-unicode", auth="scopes-unicode"),
+            ext("scopes-rfc6749", scopes=["!#$%&'()*+-./:;<=>?@[]^_`{|}~", "openid", "api://x/read"]),
+            server("scopes-every-scope-token-character", auth="scopes-rfc6749"),
         ),
         (*TE_PATH, "scopes"),
-        ["läsen", "写", "\U0001f511"],
+        ["!#$%&'()*+-./:;<=>?@[]^_`{|}~", "openid", "api://x/read"],
     ),
     _rendered(
         "env-emoji-rtl",

@@ -663,6 +663,25 @@ class MCPToolConfigList(msgspec.Struct, rename="camel", omit_defaults=True, kw_o
 
 # --- MCPExternalAuthConfig -----------------------------------------------------------------
 
+#: RFC 6749 section 3.3: ``scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`` (a CEL string literal:
+#: the regex receives ``\x21`` etc.)
+SCOPE_TOKEN_RULE = r"self.matches('^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$')"
+SCOPE_TOKEN_MESSAGE = (
+    "each scope must be one RFC 6749 scope-token: printable ASCII without spaces, double quotes, "
+    'backslashes or control characters (write "read write" as two entries: [read, write])'
+)
+MAX_SCOPES = 64
+MAX_SCOPE_LENGTH = 256
+ScopeToken = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "maxLength": MAX_SCOPE_LENGTH,
+            "x-kubernetes-validations": [_cel(SCOPE_TOKEN_RULE, SCOPE_TOKEN_MESSAGE)],
+        }
+    ),
+]
+
 
 class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """RFC 8693 OAuth 2.0 Token Exchange."""
@@ -691,7 +710,16 @@ class TokenExchangeConfig(msgspec.Struct, rename="camel", omit_defaults=True, kw
             extra_json_schema={"minLength": 1, "maxLength": 1024},
         ),
     ]
-    scopes: Annotated[StringList | None, describe("OAuth 2.0 scopes to request.")] = None
+    scopes: Annotated[
+        list[ScopeToken] | None,
+        msgspec.Meta(
+            description=(
+                "OAuth 2.0 scopes to request, one scope per entry (RFC 6749 section 3.3 scope-tokens: "
+                "printable ASCII without spaces, double quotes or backslashes)."
+            ),
+            extra_json_schema={**_ATOMIC_LIST, "maxItems": MAX_SCOPES},
+        ),
+    ] = None
     subject_token_type: Annotated[
         Annotated[str, msgspec.Meta(pattern=SUBJECT_TOKEN_TYPE_PATTERN)] | None,
         describe(
