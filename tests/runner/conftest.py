@@ -24,7 +24,6 @@ for _sub in ("integration", "proxy"):
     if str(_TESTS / _sub) not in sys.path:
         sys.path.insert(0, str(_TESTS / _sub))
 
-from operator_harness import install_crds, operator_kubeconfig  # noqa: E402
 from proxy_testlib import KeycloakServer, find_jdk, install_keycloak, set_progress_context  # noqa: E402
 
 
@@ -59,5 +58,7 @@ def pod_images(real_cluster: ControlPlane) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def real_operator_kubeconfig(real_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from operator_harness import install_crds, operator_kubeconfig  # the operator: only for pod tests
+
     install_crds(real_cluster)
     return operator_kubeconfig(real_cluster, tmp_path_factory.mktemp("real-operator"))

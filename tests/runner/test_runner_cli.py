@@ -210,3 +210,30 @@ def test_thv_render_piped_to_thv_runner_dry_run_shows_the_exchange(mode: tuple[s
     )
     # the same rendered objects in-process give the same answer
     assert dry_run_manifests(rendered) == shown
+
+
+def test_owner_reference_from_the_service_account_token() -> None:
+    import base64
+
+    from thv.runner.runtime import service_account_owner
+
+    def token(claims: dict[str, Any]) -> str:
+        body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"e30.{body}.sig"
+
+    bound = {
+        "kubernetes.io": {"namespace": "ns", "serviceaccount": {"name": "srv-proxy-runner", "uid": "u-1"}}
+    }
+    assert service_account_owner(token(bound)) == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "name": "srv-proxy-runner",
+        "uid": "u-1",
+    }
+    assert service_account_owner(token({"sub": "legacy"})) is None
+    assert service_account_owner("not-a-jwt") is None
+    cfg = config("--name=srv", "--transport=sse", "--target-port=1", "img")
+    owner = service_account_owner(token(bound))
+    assert statefulset(cfg, "ns", owner=owner)["metadata"]["ownerReferences"] == [owner]
+    svc = headless_service(cfg, "ns", owner)
+    assert svc is not None and svc["metadata"]["ownerReferences"] == [owner]

@@ -34,7 +34,6 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from operator_harness import run_operator, wait_for
 from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE, KeycloakServer
 
 from devcluster import ControlPlane
@@ -131,8 +130,16 @@ def runner_url(cp: ControlPlane, ns: str) -> str:
     return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
 
 
+def wait_for(pred: Any, timeout: float, what: str) -> Any:
+    from operator_harness import wait_for as harness_wait_for
+
+    return harness_wait_for(pred, timeout, what)
+
+
 @contextmanager
 def operator(kubeconfig: Path, ns: str, *, use_configmap: bool, runner_image: str) -> Iterator[None]:
+    from operator_harness import run_operator
+
     with run_operator(kubeconfig, namespaces=[ns], use_configmap=use_configmap, runner_image=runner_image):
         yield
 

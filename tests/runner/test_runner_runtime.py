@@ -22,7 +22,7 @@ from thv.kube import connect
 from thv.render.desired import render
 from thv.render.settings import OperatorSettings
 from thv.runner.config import runner_config
-from thv.runner.runtime import WorkloadApplier
+from thv.runner.runtime import WorkloadApplier, service_account_owner
 from thv.runner.workload import FIELD_MANAGER
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +44,7 @@ spec:
     return msgspec.convert(doc, MCPServer)
 
 
-def _runner_identity(cp: ControlPlane, namespace: str, tmp_path: Path) -> Path:
+def _runner_identity(cp: ControlPlane, namespace: str, tmp_path: Path) -> tuple[Path, str]:
     """The rendered SA, Role and RoleBinding (owner references dropped: no MCPServer object here),
     then a TokenRequest token for that SA."""
     d = render(_server(namespace), OperatorSettings())
@@ -70,7 +70,8 @@ def _runner_identity(cp: ControlPlane, namespace: str, tmp_path: Path) -> Path:
         },
     )
     assert status == 201, answer
-    return cp.write_kubeconfig(tmp_path / "runner.kubeconfig", answer["status"]["token"], "web-proxy-runner")
+    token = answer["status"]["token"]
+    return cp.write_kubeconfig(tmp_path / "runner.kubeconfig", token, "web-proxy-runner"), token
 
 
 def _get(cp: ControlPlane, path: str) -> tuple[int, Any]:
@@ -80,13 +81,15 @@ def _get(cp: ControlPlane, path: str) -> tuple[int, Any]:
 async def test_apply_and_repair_drift_as_the_proxy_runner(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    kubeconfig = _runner_identity(control_plane, namespace, tmp_path)
+    kubeconfig, token = _runner_identity(control_plane, namespace, tmp_path)
+    owner = service_account_owner(token)  # what the runner reads from its token file in the pod
+    assert owner is not None and owner["name"] == "web-proxy-runner"
     d = render(_server(namespace), OperatorSettings())
     argv = list(d.args[1:])
     _, config = runner_config(argv, env={}, runconfig_paths=())
     kr8s.Api._instances.clear()
     client = await connect(str(kubeconfig))
-    applier = WorkloadApplier(client, config, namespace)
+    applier = WorkloadApplier(client, config, namespace, owner)
     sts_path = f"/apis/apps/v1/namespaces/{namespace}/statefulsets/web"
     svc_path = f"/api/v1/namespaces/{namespace}/services/mcp-web-headless"
     async with anyio.create_task_group() as tg:
@@ -105,6 +108,7 @@ async def test_apply_and_repair_drift_as_the_proxy_runner(
         )
         managers = {m["manager"] for m in sts["metadata"]["managedFields"]}
         assert FIELD_MANAGER in managers
+        assert sts["metadata"]["ownerReferences"] == [owner]
         _, svc = _get(control_plane, svc_path)
         assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["ports"][0]["port"] == 9000
 
@@ -127,6 +131,12 @@ async def test_apply_and_repair_drift_as_the_proxy_runner(
         await anyio.sleep(2)
         assert applier.applies - applies <= 4  # no apply loop when nothing changes
         tg.cancel_scope.cancel()
+    # the MCPServer is gone (its ServiceAccount with it): the garbage collector removes the workload
+    # even if the runner re-created it after the finalizer's delete
+    control_plane.api_request("DELETE", f"/api/v1/namespaces/{namespace}/serviceaccounts/web-proxy-runner")
+    with anyio.fail_after(60):
+        while _get(control_plane, sts_path)[0] != 404 or _get(control_plane, svc_path)[0] != 404:
+            await anyio.sleep(0.5)
     session = getattr(client.api, "_session", None)
     if session is not None:
         await session.aclose()

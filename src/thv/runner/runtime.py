@@ -19,6 +19,7 @@ Nothing here deletes the workload: the operator's finalizer does when the MCPSer
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -42,6 +43,7 @@ from thv.runner.workload import (
     MCP_CONTAINER,
     JSONObject,
     headless_service,
+    owner_reference,
     statefulset,
     target_url,
 )
@@ -59,12 +61,16 @@ RESYNC_SECONDS = 60.0
 class WorkloadApplier:
     """Keeps the StatefulSet (and headless Service) applied; see the module docstring."""
 
-    def __init__(self, client: KubeClient, config: RunnerConfig, namespace: str) -> None:
+    def __init__(
+        self, client: KubeClient, config: RunnerConfig, namespace: str, owner: JSONObject | None = None
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.name = config.workload.name
-        self.objects: list[tuple[Resource, JSONObject]] = [(STATEFULSETS, statefulset(config, namespace))]
-        service = headless_service(config, namespace)
+        self.objects: list[tuple[Resource, JSONObject]] = [
+            (STATEFULSETS, statefulset(config, namespace, owner=owner))
+        ]
+        service = headless_service(config, namespace, owner)
         if service is not None:
             self.objects.append((SERVICES, service))
         self._wake = anyio.Event()
@@ -112,6 +118,30 @@ class WorkloadApplier:
             except (ApiError, TimeoutError, ValueError) as exc:
                 log.debug("watch %s restarts: %s", res, exc)
                 await anyio.sleep(1)
+
+
+SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def service_account_owner(token: str) -> JSONObject | None:
+    """The owner reference of the ServiceAccount a bound token belongs to (its claims name it:
+    ``kubernetes.io.serviceaccount.{name,uid}``); ``None`` for a token without them. The token's
+    signature is not checked: it only tells the runner who it is, the API server checks the rest."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        account = claims["kubernetes.io"]["serviceaccount"]
+        return owner_reference("ServiceAccount", str(account["name"]), str(account["uid"]))
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def own_service_account() -> JSONObject | None:
+    try:
+        with open(SA_TOKEN_FILE, encoding="ascii") as fh:
+            return service_account_owner(fh.read().strip())
+    except OSError:
+        return None
 
 
 async def _running_pod(client: KubeClient, namespace: str, name: str) -> str:
@@ -190,13 +220,15 @@ def _server(app: ASGIApp, host: str, port: int) -> _Serving:
     )
 
 
-async def run(config: RunnerConfig, namespace: str, client: KubeClient) -> int:
+async def run(
+    config: RunnerConfig, namespace: str, client: KubeClient, owner: JSONObject | None = None
+) -> int:
     """Run the three loops until SIGINT/SIGTERM (then 0)."""
     from thv.proxy.app import build_app
 
     w = config.workload
     proxy = config.proxy
-    applier = WorkloadApplier(client, config, namespace)
+    applier = WorkloadApplier(client, config, namespace, owner)
     async with anyio.create_task_group() as tg:
         servers: list[_Serving] = []
         stopped: list[anyio.Event] = []
@@ -270,7 +302,7 @@ def main_run(config: RunnerConfig, invocation: Invocation, namespace: str) -> in
 
     async def _main() -> int:
         client = await connect()
-        return await run(config, namespace, client)
+        return await run(config, namespace, client, own_service_account())
 
     try:
         return anyio.run(_main)

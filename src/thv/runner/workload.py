@@ -41,6 +41,7 @@ __all__ = [
     "container_labels",
     "headless_service",
     "headless_service_name",
+    "owner_reference",
     "statefulset",
     "strategic_merge",
     "target_url",
@@ -72,6 +73,12 @@ _MERGE_KEYS: Final[Mapping[str, str]] = {
     "topologySpreadConstraints": "topologyKey",
     "resourceClaims": "name",
 }
+
+
+def _with_owner(metadata: JSONObject, owner: JSONObject | None) -> JSONObject:
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return metadata
 
 
 def _obj(mapping: Mapping[str, str]) -> JSONObject:
@@ -194,8 +201,19 @@ def _mcp_container(config: RunnerConfig, platform: Platform) -> JSONObject:
     return container
 
 
-def statefulset(config: RunnerConfig, namespace: str, platform: Platform = "kubernetes") -> JSONObject:
-    """The MCP server's StatefulSet (a server-side-apply body)."""
+def owner_reference(kind: str, name: str, uid: str) -> JSONObject:
+    """An owner reference (not a controller, not blocking: that would need ``update`` on the
+    owner's ``finalizers``)."""
+    return {"apiVersion": "v1", "kind": kind, "name": name, "uid": uid}
+
+
+def statefulset(
+    config: RunnerConfig,
+    namespace: str,
+    platform: Platform = "kubernetes",
+    owner: JSONObject | None = None,
+) -> JSONObject:
+    """The MCP server's StatefulSet (a server-side-apply body); ``owner``: see :func:`workload_objects`."""
     w = config.workload
     labels = container_labels(config)
     volumes: list[JSONValue] = [
@@ -217,10 +235,11 @@ def statefulset(config: RunnerConfig, namespace: str, platform: Platform = "kube
         merged = strategic_merge(template, patch)
         assert isinstance(merged, dict)
         template = _reassert(merged, config, labels)
+    metadata = _with_owner({"name": w.name, "namespace": namespace, "labels": _obj(labels)}, owner)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": w.name, "namespace": namespace, "labels": dict(labels)},
+        "metadata": metadata,
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": w.name}},
@@ -251,7 +270,9 @@ def _reassert(template: JSONObject, config: RunnerConfig, labels: Mapping[str, s
     return template
 
 
-def headless_service(config: RunnerConfig, namespace: str) -> JSONObject | None:
+def headless_service(
+    config: RunnerConfig, namespace: str, owner: JSONObject | None = None
+) -> JSONObject | None:
     """``mcp-<name>-headless`` for sse/streamable-http, else ``None``."""
     w = config.workload
     if w.transport not in HTTP_TRANSPORTS or w.target_port <= 0:
@@ -259,11 +280,14 @@ def headless_service(config: RunnerConfig, namespace: str) -> JSONObject | None:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": headless_service_name(w.name),
-            "namespace": namespace,
-            "labels": _obj(container_labels(config)),
-        },
+        "metadata": _with_owner(
+            {
+                "name": headless_service_name(w.name),
+                "namespace": namespace,
+                "labels": _obj(container_labels(config)),
+            },
+            owner,
+        ),
         "spec": {
             "type": "ClusterIP",
             "clusterIP": "None",
@@ -281,11 +305,16 @@ def headless_service(config: RunnerConfig, namespace: str) -> JSONObject | None:
 
 
 def workload_objects(
-    config: RunnerConfig, namespace: str, platform: Platform = "kubernetes"
+    config: RunnerConfig, namespace: str, platform: Platform = "kubernetes", owner: JSONObject | None = None
 ) -> list[JSONObject]:
-    """Every object the runner applies, in apply order."""
-    out = [statefulset(config, namespace, platform)]
-    service = headless_service(config, namespace)
+    """Every object the runner applies, in apply order.
+
+    ``owner`` (thv addition): in the pod, the runner's own ServiceAccount (``<name>-proxy-runner``,
+    owned by the MCPServer). Upstream's objects have no owner and rely on the operator's finalizer
+    only; a runner that repairs drift could re-create them between the finalizer's delete and its
+    own pod going away, so the garbage collector gets the last word."""
+    out = [statefulset(config, namespace, platform, owner)]
+    service = headless_service(config, namespace, owner)
     if service is not None:
         out.append(service)
     return out
