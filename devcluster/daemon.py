@@ -206,10 +206,12 @@ def _main(state_dir: Path, *, with_jaeger: bool = False, with_node: bool = False
     cp = ControlPlane(base_dir=state_dir, node="real" if with_node else "kwok")
     # started here, on the main thread, so that PR_SET_PDEATHSIG ties it to the daemon
     jaeger = Jaeger(base_dir=state_dir) if with_jaeger else None
+    started = False
     try:
         if jaeger is not None:
             jaeger.start()
         cp.start()
+        started = True
         state: DevState = {
             "pid": os.getpid(),
             "pids": cp.pids(),
@@ -237,7 +239,8 @@ def _main(state_dir: Path, *, with_jaeger: bool = False, with_node: bool = False
     finally:
         state_file(state_dir).unlink(missing_ok=True)
         try:
-            cp.stop()
+            if started:  # a failed start already stopped everything and keeps the logs it names
+                cp.stop()
         finally:
             if jaeger is not None:
                 jaeger.stop()

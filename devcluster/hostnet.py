@@ -26,6 +26,8 @@ from pathlib import Path
 import msgspec
 
 RUN_DIR = Path(os.environ.get("THV_NODE_RUN_DIR", "/run/thv-node"))
+KUBELET_ROOT = RUN_DIR / "kubelet"
+"""The kubelet's --root-dir (pod volumes, plugin sockets): short, for unix socket paths."""
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS = "kubepods"
 NETNS_DIR = Path("/var/run/netns")
@@ -82,6 +84,9 @@ def netns_names() -> list[str]:
 class HostLock:
     """One real node per machine: ``flock`` on ``RUN_DIR/lock``, held while the node lives."""
 
+    held_here = 0
+    """How many locks this process holds (a test can tell its own session's node from another's)."""
+
     def __init__(self) -> None:
         self.fd: int | None = None
 
@@ -94,12 +99,14 @@ class HostLock:
             os.close(fd)
             return False
         self.fd = fd
+        HostLock.held_here += 1
         return True
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+            HostLock.held_here -= 1
 
 
 def state_path() -> Path:
@@ -259,6 +266,8 @@ def undo(record: HostRecord) -> None:
     kill_shims(record.containerd_address)
     kill_pod_processes(timeout=5.0)
     unmount_under(record.owner_dir)
+    unmount_under(str(KUBELET_ROOT))
+    shutil.rmtree(KUBELET_ROOT, ignore_errors=True)
     remove_netns(record.netns_before)
     remove_iptables_rules()
     if link_exists(record.bridge):
@@ -287,6 +296,8 @@ def leftovers(record: HostRecord) -> list[str]:
         found.append("containerd shims")
     if mounts_under(record.owner_dir):
         found.append(f"mounts under {record.owner_dir}")
+    if mounts_under(str(KUBELET_ROOT)) or KUBELET_ROOT.exists():
+        found.append(f"{KUBELET_ROOT}")
     if [n for n in netns_names() if n.startswith("cni-") and n not in record.netns_before]:
         found.append("CNI network namespaces")
     if link_exists(record.bridge):

@@ -149,7 +149,8 @@ class RealNode:
 
     @property
     def containerd_address(self) -> str:
-        return str(self.dir / "containerd" / "containerd.sock")
+        # not below the data directory: a unix socket path has at most 107 bytes
+        return str(hostnet.RUN_DIR / "containerd.sock")
 
     @property
     def host_ip(self) -> str:
@@ -250,7 +251,7 @@ class RealNode:
 
     def _write_configs(self) -> None:
         d = self.dir
-        for sub in ("containerd/root", "containerd/state", "cni", "kubelet", "pod-logs", "pki"):
+        for sub in ("containerd/root", "containerd/state", "cni", "pod-logs", "pki"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         (d / "containerd" / "config.toml").write_text(self._containerd_config())
         (d / "cni" / "10-thv.conflist").write_text(json.dumps(_cni_conflist(), indent=2))
@@ -374,7 +375,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 str(self.bin_dir / "kubelet"),
                 f"--config={self.dir / 'kubelet.yaml'}",
                 f"--kubeconfig={self.dir / 'kubelet.kubeconfig'}",
-                f"--root-dir={self.dir / 'kubelet'}",
+                # not below the data directory: the kubelet's unix sockets need a short path
+                f"--root-dir={hostnet.KUBELET_ROOT}",
                 f"--cert-dir={self.dir / 'pki'}",
                 f"--hostname-override={NODE_NAME}",
                 f"--node-ip={NODE_IP}",

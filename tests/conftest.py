@@ -5,6 +5,11 @@
   only when a test requests it (build progress and start-up lines go to the terminal).
 - ``kube``: a kr8s async API authenticated as the cluster admin (per test, ``timeout`` set).
 - ``namespace``: a fresh namespace with its ``default`` ServiceAccount, deleted afterwards.
+- ``real_cluster`` (session, sync): a second local cluster with a **real node** (containerd,
+  kubelet, kube-proxy, CoreDNS; :mod:`devcluster.node`), where pods run from locally built
+  images (``real_cluster.node.load("demo-mcp")`` imports one and returns its ref);
+  ``real_namespace`` is ``namespace`` for it. One real node per machine: a second test session
+  waits for the first one's node to stop.
 
 Tests under ``tests/integration/`` and every test that uses ``control_plane`` (directly or
 through ``kube``/``namespace``) are marked ``integration``; ``-m "not integration"`` runs
@@ -34,7 +39,8 @@ _INTEGRATION_DIR = Path(__file__).parent / "integration"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         in_dir = _INTEGRATION_DIR in item.path.parents
-        if in_dir or "control_plane" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if in_dir or "control_plane" in names or "real_cluster" in names:
             item.add_marker(pytest.mark.integration)
 
 
@@ -57,6 +63,19 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """The real control plane (etcd, kube-apiserver, kcm, scheduler, kwok, one Ready node)."""
     with _uncaptured(request):
         cp = ControlPlane().start()
+    try:
+        yield cp
+    finally:
+        with _uncaptured(request):
+            cp.stop()
+
+
+@pytest.fixture(scope="session")
+def real_cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """A local cluster with a real node (and the fake node, tainted); stopped at session end,
+    leaving nothing on the host."""
+    with _uncaptured(request):
+        cp = ControlPlane(node="real").start()
     try:
         yield cp
     finally:
@@ -90,6 +109,16 @@ def _dns_label(text: str, limit: int) -> str:
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace named after the test, with its ``default`` ServiceAccount (needed
     before Pods can be admitted); deleted (without waiting) afterwards."""
+    yield from _fresh_namespace(control_plane, request)
+
+
+@pytest.fixture
+def real_namespace(real_cluster: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``namespace`` in the real-node cluster."""
+    yield from _fresh_namespace(real_cluster, request)
+
+
+def _fresh_namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"t-{_dns_label(request.node.name, 40)}-{uuid.uuid4().hex[:6]}"
     status, body = control_plane.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     assert status == 201, body
