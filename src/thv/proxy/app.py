@@ -23,11 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httpx
 from opentelemetry import propagate, trace
 
+# --- MCP middleware hook (issue 15, thv.middleware) ---
+from thv.middleware.discovery import Backend401Guard, Discovery, with_resource_metadata
 from thv.proxy.asgi import Receive, Scope, Send, send_json
 from thv.proxy.cache import CachedToken, TokenCache, cache_key
 from thv.proxy.config import ConfigError, ProxyConfig, TokenExchangeSettings
@@ -39,6 +41,10 @@ from thv.proxy.forward import (
     UpstreamError,
     new_upstream_client,
 )
+
+if TYPE_CHECKING:
+    from thv.middleware.chain import McpChain
+# --- end MCP middleware hook ---
 
 log = logging.getLogger("thv.proxy")
 tracer = trace.get_tracer("thv.proxy")
@@ -102,6 +108,7 @@ class ProxyApp:
         exchange_timeout: float | None = None,
         cache_skew: float | None = None,
         cache_enabled: bool | None = None,
+        mcp: McpChain | None = None,
     ) -> None:
         """Collaborators may be injected (tests, benchmarks); the keyword settings override the
         config's ``exchange_timeout``/``cache_skew``/``cache_enabled``."""
@@ -127,6 +134,11 @@ class ProxyApp:
             self.validator = OIDCValidator(config.oidc)
         self.cache = cache or TokenCache(skew=cache_skew, enabled=cache_enabled)
         self._server_name = config.name or ""
+        # MCP middleware hook: RFC 9728 discovery and the chain after auth + exchange
+        self.mcp = mcp
+        oidc = config.oidc
+        self.resource_url = oidc.resource_url if oidc is not None else None
+        self.discovery = Discovery(self.resource_url, oidc.issuer if oidc is not None else None)
 
     async def aclose(self) -> None:
         if self.exchanger is not None:
@@ -135,6 +147,8 @@ class ProxyApp:
             await self.validator.aclose()
         await self.cache.close()
         await self.forwarder.aclose()
+        if self.mcp is not None:
+            self.mcp.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -184,6 +198,13 @@ class ProxyApp:
     ) -> tuple[int, str]:
         exchange_outcome = "none"
         key: str | None = None
+        # MCP middleware hook: unauthenticated discovery/metrics; resource_metadata on every 401
+        if Discovery.matches(scope["path"]):
+            return await self.discovery.serve(scope, send), exchange_outcome
+        if self.mcp is not None and self.mcp.serves(scope):
+            return await self.mcp.serve(scope, send), exchange_outcome
+        send = with_resource_metadata(send, self.resource_url)
+        claims: Mapping[str, Any] | None = None
         if self.validator is not None or self.exchanger is not None:
             token = extract_bearer(headers)
             if token is None:
@@ -195,7 +216,7 @@ class ProxyApp:
                 )
                 return 401, exchange_outcome
             if self.validator is not None:
-                denied = await self._validate(self.validator, send, token)
+                denied, claims = await self._validate(self.validator, send, token)
                 if denied:
                     return denied, exchange_outcome
             if self.exchanger is not None:
@@ -214,7 +235,13 @@ class ProxyApp:
                     return exc.status, "error"
                 headers = inject_token(headers, settings, exchanged.access_token)
         try:
-            status = await self.forwarder.forward(scope, receive, send, headers)
+            guarded = Backend401Guard(send, REALM, self.resource_url)  # MCP middleware hook
+            if self.mcp is not None:
+                status = await self.mcp.handle(
+                    scope, receive, guarded, headers, claims, self.forwarder.forward
+                )
+            else:
+                status = await self.forwarder.forward(scope, receive, guarded, headers)
         except UpstreamError as exc:
             log.warning("upstream error status=%d reason=%s", exc.status, exc.reason)
             await send_json(send, exc.status, {"error": "bad_gateway", "error_description": exc.reason})
@@ -226,11 +253,13 @@ class ProxyApp:
         return status, exchange_outcome
 
     @staticmethod
-    async def _validate(validator: TokenValidator, send: Send, token: str) -> int:
+    async def _validate(
+        validator: TokenValidator, send: Send, token: str
+    ) -> tuple[int, Mapping[str, Any] | None]:
         from thv.proxy.oidc import InvalidToken, ValidatorUnavailable
 
         try:
-            await validator.validate(token)
+            claims = await validator.validate(token)
         except InvalidToken as exc:
             log.info("incoming token rejected reason=%s", exc)
             await send_json(
@@ -239,7 +268,7 @@ class ProxyApp:
                 {"error": "invalid_token", "error_description": str(exc)},
                 [_www_authenticate("invalid_token", str(exc))],
             )
-            return 401
+            return 401, None
         except ValidatorUnavailable as exc:
             log.warning("incoming token validation unavailable reason=%s", exc)
             await send_json(
@@ -248,8 +277,8 @@ class ProxyApp:
                 {"error": "temporarily_unavailable", "error_description": "token validation unavailable"},
                 [(b"retry-after", b"5")],
             )
-            return 503
-        return 0
+            return 503, None
+        return 0, claims
 
     @staticmethod
     async def _exchange_failed(send: Send, exc: ExchangeError) -> None:

@@ -228,6 +228,14 @@ async def run(
 
     w = config.workload
     proxy = config.proxy
+    # MCP middleware hook (issue 15): built before anything runs, so a bad policy fails the start
+    from thv.middleware.chain import build_chain
+
+    mcp = build_chain(
+        config.middleware,
+        server_name=w.name,
+        transport=w.proxy_mode if w.transport == "stdio" else w.transport,
+    )
     applier = WorkloadApplier(client, config, namespace, owner)
     async with anyio.create_task_group() as tg:
         servers: list[_Serving] = []
@@ -263,7 +271,9 @@ async def run(
             tg.start_soon(bridge.run, lambda: attach_connector(client, namespace, w.name))
             target = f"http://127.0.0.1:{bridge_port}"
         data_plane = msgspec.structs.replace(proxy, target_url=target, name=proxy.name or w.name)
-        front = _server(_WithHealth(build_app(data_plane)), data_plane.listen_host, data_plane.listen_port)
+        front = _server(
+            _WithHealth(build_app(data_plane, mcp=mcp)), data_plane.listen_host, data_plane.listen_port
+        )
         tg.start_soon(applier.run)
         start(front)
         log.info(
