@@ -12,10 +12,11 @@ Dockerfile's configuration); :mod:`devcluster.images.catalog` (the images).
 """
 
 from devcluster.images.catalog import IMAGES, build_all, build_image
-from devcluster.images.oci import BuiltImage, ImageBuildError, ImageConfig, import_image
+from devcluster.images.oci import PINNED_LABEL, BuiltImage, ImageBuildError, ImageConfig, import_image
 
 __all__ = [
     "IMAGES",
+    "PINNED_LABEL",
     "BuiltImage",
     "ImageBuildError",
     "ImageConfig",

@@ -15,10 +15,12 @@ key (a change rolls the pods that use it) unless the image has a fixed tag.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from devcluster.gobuild import run_build_script
 from devcluster.images.layers import (
     base_layer,
     dockerfile_config,
@@ -27,12 +29,15 @@ from devcluster.images.layers import (
     python_deps_layer,
 )
 from devcluster.images.oci import (
+    CAP_NET_BIND_SERVICE_EP,
     DEFAULT_PATH,
     BuiltImage,
+    Entry,
     ImageBuildError,
     ImageConfig,
     ImagePlan,
     ImageSpec,
+    Layer,
     assemble,
     binary_layer,
     cache_root,
@@ -43,7 +48,7 @@ from devcluster.images.oci import (
     log,
     run,
 )
-from devcluster.paths import checkout
+from devcluster.paths import checkout, tool_script
 
 # --------------------------------------------------------------------------- thv
 
@@ -125,6 +130,80 @@ def _plan_pause(quiet: bool) -> ImagePlan:
     )
 
 
+# --------------------------------------------------------------------------- Go programs
+
+NONROOT = 65532  # as the distroless/chainguard static bases (and so upstream's images) name it
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # Debian's ca-certificates on the host
+
+
+def static_base_layer() -> Layer:
+    """What a static Go program expects of its image (as distroless/static gives it): root and
+    ``nonroot`` (65532) in passwd/group, ``nsswitch.conf``, the CA bundle, ``/tmp`` and a home."""
+    if not CA_BUNDLE.is_file():
+        raise ImageBuildError(f"no CA bundle at {CA_BUNDLE}: apt-get install ca-certificates")
+    passwd = f"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{NONROOT}:{NONROOT}:nonroot:/home/nonroot:/sbin/nologin\n"
+    group = f"root:x:0:\nnonroot:x:{NONROOT}:\n"
+    return files_layer(
+        "static-base",
+        {
+            "/etc/passwd": (passwd.encode(), 0o644),
+            "/etc/group": (group.encode(), 0o644),
+            "/etc/nsswitch.conf": (b"hosts: files dns\n", 0o644),
+            "/etc/ssl/certs/ca-certificates.crt": (CA_BUNDLE.read_bytes(), 0o644),
+            "/tmp": Entry(None, 0o1777),
+            "/root": Entry(None, 0o700),
+            "/home/nonroot": Entry(None, 0o700, uid=NONROOT, gid=NONROOT),
+        },
+    )
+
+
+def _go_binary(tool: str, quiet: bool) -> tuple[Path, str]:
+    """Build (cached) ``tools/<tool>/build.sh``'s program; its path and the version its script pins."""
+    script = tool_script(tool)
+    pin = re.search(r"^[A-Z_]+_VERSION=(v[0-9][^ ]*)", script.read_text(), re.MULTILINE)
+    if pin is None:
+        raise ImageBuildError(f"{script}: no *_VERSION=v... pin")
+    log(quiet, f"{tool}: {script} (cached after the first build)")
+    return run_build_script(script, ImageBuildError, quiet=quiet), pin.group(1)
+
+
+def _plan_coredns(quiet: bool) -> ImagePlan:
+    binary, version = _go_binary("coredns", quiet)
+    return ImagePlan(
+        name="coredns",
+        repository="localhost/coredns",
+        fixed_tag=version,
+        layers=(
+            static_base_layer(),
+            # upstream's image: nonroot, `setcap cap_net_bind_service=+ep /coredns`
+            binary_layer(
+                "coredns", binary, "/coredns", xattrs=(("security.capability", CAP_NET_BIND_SERVICE_EP),)
+            ),
+        ),
+        config=ImageConfig(entrypoint=("/coredns",), user=f"{NONROOT}:{NONROOT}", env=(DEFAULT_PATH,)),
+    )
+
+
+def _plan_proxyrunner(quiet: bool) -> ImagePlan:
+    binary, version = _go_binary("proxyrunner", quiet)
+    return ImagePlan(
+        name="proxyrunner",
+        repository="localhost/toolhive-proxyrunner",
+        fixed_tag=version,
+        # as `ko build ./cmd/thv-proxyrunner` lays it out (upstream's image)
+        layers=(static_base_layer(), binary_layer("thv-proxyrunner", binary, "/ko-app/thv-proxyrunner")),
+        config=ImageConfig(
+            entrypoint=("/ko-app/thv-proxyrunner",),
+            user=f"{NONROOT}:{NONROOT}",
+            env=(
+                f"{DEFAULT_PATH}:/ko-app",
+                "KO_DATA_PATH=/var/run/ko",
+                "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+            ),
+        ),
+    )
+
+
 # --------------------------------------------------------------------------- registry, API
 
 IMAGES: dict[str, ImageSpec] = {
@@ -134,6 +213,10 @@ IMAGES: dict[str, ImageSpec] = {
         ImageSpec("thv", "the operator, thv proxy and the project's console scripts", _plan_thv),
         ImageSpec(
             "demo-mcp", "a demo MCP server (official Python SDK) that verifies bearer tokens", _plan_demo_mcp
+        ),
+        ImageSpec("coredns", "CoreDNS from its Go module (tools/coredns)", _plan_coredns),
+        ImageSpec(
+            "proxyrunner", "upstream ToolHive's thv-proxyrunner (tools/proxyrunner)", _plan_proxyrunner
         ),
     )
 }

@@ -234,41 +234,86 @@ def write_tree_tar(staging: Path, tar_path: Path, *, uid: int = 0, gid: int = 0)
             tar.add(path, arcname=rel, recursive=False, filter=reset)
 
 
-def files_layer(name: str, files: Mapping[str, tuple[bytes, int]], *, extra_key: str = "") -> Layer:
-    """A layer of in-memory files: ``{"/path": (content, mode)}``; parent directories 0755."""
+@dataclass(frozen=True)
+class Entry:
+    """A file (``content``) or, with ``content=None``, a directory, in a :func:`files_layer`."""
+
+    content: bytes | None
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    xattrs: tuple[tuple[str, bytes], ...] = ()
+
+    def key_parts(self) -> list[str]:
+        digest = "dir" if self.content is None else hashlib.sha256(self.content).hexdigest()
+        parts = [f"{self.mode:o}", digest]
+        if (self.uid, self.gid, self.xattrs) != (0, 0, ()):
+            parts += [f"{self.uid}:{self.gid}", *(f"{k}={v.hex()}" for k, v in self.xattrs)]
+        return parts
+
+
+def files_layer(name: str, files: Mapping[str, tuple[bytes, int] | Entry], *, extra_key: str = "") -> Layer:
+    """A layer of in-memory files: ``{"/path": (content, mode)}`` or ``{"/path": Entry(...)}``
+    (owners, directories, extended attributes such as file capabilities); missing parent
+    directories are added as root's, mode 0755."""
+    entries = {
+        path.strip("/"): spec if isinstance(spec, Entry) else Entry(spec[0], spec[1])
+        for path, spec in files.items()
+    }
 
     def write(tar_path: Path, _quiet: bool) -> None:
         reset = _tar_filter(0, 0)
         dirs: set[str] = set()
-        for path in files:
-            parts = path.strip("/").split("/")[:-1]
+        for path in entries:
+            parts = path.split("/")[:-1]
             dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
-            for d in sorted(dirs):
+            for d in sorted(dirs - set(entries)):
                 info = tarfile.TarInfo(d)
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(reset(info))
-            for path in sorted(files):
-                content, mode = files[path]
-                info = tarfile.TarInfo(path.strip("/"))
-                info.size, info.mode = len(content), mode
-                tar.addfile(reset(info), io.BytesIO(content))
+            for path in sorted(entries, key=lambda p: (entries[p].content is not None, p)):
+                entry = entries[path]
+                info = reset(tarfile.TarInfo(path))
+                info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
+                # binary values survive tarfile's PAX encoding as surrogate escapes
+                info.pax_headers = {
+                    f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in entry.xattrs
+                }
+                if entry.content is None:
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    info.size = len(entry.content)
+                    tar.addfile(info, io.BytesIO(entry.content))
 
     parts: list[str | bytes] = [name, extra_key]
     for path in sorted(files):
-        content, mode = files[path]
-        parts += [path, f"{mode:o}", hashlib.sha256(content).hexdigest()]
+        parts += [
+            "/" + path.strip("/") if path.startswith("/") else path,
+            *entries[path.strip("/")].key_parts(),
+        ]
     return Layer(name, content_key(*parts), write)
 
 
-def binary_layer(name: str, binary: Path, target: str) -> Layer:
+# Linux file capability cap_net_bind_service=+ep (struct vfs_cap_data, revision 2, effective):
+# lets a non-root process bind ports below 1024, as upstream's CoreDNS image sets with setcap.
+CAP_NET_BIND_SERVICE_EP = (
+    (0x02000000 | 0x1).to_bytes(4, "little") + (1 << 10).to_bytes(4, "little") + bytes(12)
+)
+
+
+def binary_layer(
+    name: str, binary: Path, target: str, *, xattrs: tuple[tuple[str, bytes], ...] = ()
+) -> Layer:
     """A layer holding one executable file (mode 0755) at ``target``."""
     digest = file_digest(binary)
 
     def write(tar_path: Path, quiet: bool) -> None:
-        files_layer(name, {target: (binary.read_bytes(), 0o755)}).write(tar_path, quiet)
+        files_layer(name, {target: Entry(binary.read_bytes(), 0o755, xattrs=xattrs)}).write(tar_path, quiet)
 
-    return Layer(name, content_key("binary", target, digest), write)
+    extra = [f"{k}={v.hex()}" for k, v in xattrs]
+    return Layer(name, content_key("binary", target, digest, *extra), write)
 
 
 # --------------------------------------------------------------------------- OCI layouts (umoci)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from devcluster.images import IMAGES, ImageBuildError, ImageConfig
+from devcluster.images.catalog import CA_BUNDLE, static_base_layer
 from devcluster.images.layers import (
     BASE_PACKAGES,
     SITE_PACKAGES,
@@ -27,9 +28,11 @@ from devcluster.images.layers import (
     pinned_requirements,
 )
 from devcluster.images.oci import (
+    CAP_NET_BIND_SERVICE_EP,
     CONTAINERD_NAME,
     DEFAULT_PATH,
     REF_NAME,
+    Entry,
     ImagePlan,
     assemble,
     content_key,
@@ -286,3 +289,37 @@ def test_assemble_caches_per_layer_and_names_the_archive(
     log = capsys.readouterr().err
     assert "layer top" in log and "layer bottom" not in log  # the bottom layer's layout was reused
     assert len(list((tmp_path / "cache" / "images" / "layouts").iterdir())) == 4  # empty, bottom, 2 tops
+
+
+def test_entries_carry_owners_directories_and_file_capabilities(tmp_path: Path) -> None:
+    layer = files_layer(
+        "caps",
+        {
+            "/coredns": Entry(b"ELF", 0o755, xattrs=(("security.capability", CAP_NET_BIND_SERVICE_EP),)),
+            "/home/nonroot": Entry(None, 0o700, uid=65532, gid=65532),
+            "/tmp": Entry(None, 0o1777),
+        },
+    )
+    assert layer.key != files_layer("caps", {"/coredns": (b"ELF", 0o755)}).key
+    out = tmp_path / "l.tar"
+    layer.write(out, True)
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert list(members) == ["home", "home/nonroot", "tmp", "coredns"]  # directories first
+    assert (members["home/nonroot"].uid, members["home/nonroot"].mode) == (65532, 0o700)
+    assert members["tmp"].mode == 0o1777 and members["home"].uid == 0
+    # the exact bytes of `setcap cap_net_bind_service=+ep` (getfattr -n security.capability)
+    raw = out.read_bytes()
+    assert b"SCHILY.xattr.security.capability=" + bytes.fromhex("0100000200040000" + "00" * 12) in raw
+    assert bytes.fromhex("0100000200040000" + "00" * 12) == CAP_NET_BIND_SERVICE_EP
+
+
+def test_static_base_has_nonroot_and_the_ca_bundle(tmp_path: Path) -> None:
+    if not CA_BUNDLE.is_file():
+        pytest.skip("no CA bundle on this machine")
+    out = tmp_path / "base.tar"
+    static_base_layer().write(out, True)
+    with tarfile.open(out) as tar:
+        passwd = tar.extractfile("etc/passwd")
+        assert passwd is not None and b"nonroot:x:65532:65532:" in passwd.read()
+        assert "etc/ssl/certs/ca-certificates.crt" in tar.getnames()
