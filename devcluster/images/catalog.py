@@ -90,17 +90,37 @@ def _plan_demo_mcp(quiet: bool) -> ImagePlan:
 # --------------------------------------------------------------------------- pause
 
 
-def kubernetes_module_dir() -> Path:
-    """The ``k8s.io/kubernetes`` module source the control plane pins (Go module cache)."""
-    out = run(
-        ["go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes"],
-        "go list -m k8s.io/kubernetes (is the control plane's module downloaded? run tools/controlplane/build.sh)",
-        cwd=checkout() / "tools" / "controlplane" / "k8s",
-        env={**os.environ, "GOFLAGS": "-mod=readonly", "GOTOOLCHAIN": "local"},
-    )
-    path = Path(out.strip().splitlines()[-1])
-    if not (path / "build" / "pause" / "linux" / "pause.c").is_file():
-        raise ImageBuildError(f"no build/pause/linux/pause.c in {path}")
+def kubernetes_module_dir(quiet: bool = True) -> Path:
+    """The ``k8s.io/kubernetes`` module source the control plane pins (Go module cache; downloaded
+    when the control plane's build has not fetched it yet)."""
+    module = checkout() / "tools" / "controlplane" / "k8s"
+    env = {**os.environ, "GOFLAGS": "-mod=readonly", "GOTOOLCHAIN": "local"}
+
+    def source_dir() -> Path | None:
+        out = run(
+            ["go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/kubernetes"],
+            "go list -m k8s.io/kubernetes",
+            cwd=module,
+            env=env,
+        )
+        lines = out.strip().splitlines()
+        path = Path(lines[-1]) if lines and lines[-1].startswith("/") else None
+        return (
+            path if path is not None and (path / "build" / "pause" / "linux" / "pause.c").is_file() else None
+        )
+
+    path = source_dir()
+    if path is None:
+        log(quiet, "pause: go mod download k8s.io/kubernetes (the control plane's pin)")
+        run(
+            ["go", "mod", "download", "k8s.io/kubernetes"],
+            "go mod download k8s.io/kubernetes",
+            cwd=module,
+            env=env,
+        )
+        path = source_dir()
+    if path is None:
+        raise ImageBuildError(f"no build/pause/linux/pause.c in k8s.io/kubernetes (module {module})")
     return path
 
 
@@ -109,7 +129,7 @@ PAUSE_CFLAGS = ("-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{PAUSE_VERSIO
 
 
 def _plan_pause(quiet: bool) -> ImagePlan:
-    source = kubernetes_module_dir() / "build" / "pause" / "linux" / "pause.c"
+    source = kubernetes_module_dir(quiet) / "build" / "pause" / "linux" / "pause.c"
     gcc = run(["gcc", "--version"], "gcc --version (install gcc and libc6-dev)").splitlines()[0]
     key = content_key("pause", gcc, *PAUSE_CFLAGS, file_digest(source))
     binary = cache_root() / "bin" / f"pause-{key[:16]}"
