@@ -80,6 +80,11 @@ def keys() -> Keys:
 
 
 @pytest.fixture(scope="module")
+def other_keys() -> Keys:
+    return Keys()
+
+
+@pytest.fixture(scope="module")
 def jwks_url(keys: Keys) -> Iterator[str]:
     body = json.dumps(keys.jwks).encode()
 
@@ -177,8 +182,7 @@ async def test_echo(mcp_url: str, keys: Keys) -> None:
     "case",
     ["missing", "garbage", "wrong-audience", "wrong-issuer", "expired", "no-exp", "wrong-key", "unknown-kid"],
 )
-async def test_bad_or_missing_token_is_401(mcp_url: str, keys: Keys, case: str) -> None:
-    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+async def test_bad_or_missing_token_is_401(mcp_url: str, keys: Keys, other_keys: Keys, case: str) -> None:
     token = {
         "missing": None,
         "garbage": "not-a-jwt",
@@ -186,7 +190,7 @@ async def test_bad_or_missing_token_is_401(mcp_url: str, keys: Keys, case: str) 
         "wrong-issuer": keys.token(iss="https://evil.test"),
         "expired": keys.token(exp=int(time.time()) - 3600),
         "no-exp": keys.token(exp=None),
-        "wrong-key": keys.token(key=other_key),
+        "wrong-key": other_keys.token(),  # same kid, another key
         "unknown-kid": keys.token(kid="nope"),
     }[case]
     assert await status_of(mcp_url, token) == 401
