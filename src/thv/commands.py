@@ -32,7 +32,7 @@ def crds_command(args: argparse.Namespace) -> int:
 
 def rbac_command(args: argparse.Namespace) -> int:
     """Print the ClusterRole generated from the operator's declarations."""
-    from thv.rbac import cluster_role
+    from thv.clusterrole import cluster_role
 
     sys.stdout.write(yaml.safe_dump(cluster_role(args.name), sort_keys=False))
     return 0

@@ -1,6 +1,6 @@
 """RBAC declared in code: each part of the operator says what it needs.
 
-:func:`cluster_role` merges every declaration into the operator's ClusterRole (no
+:func:`thv.clusterrole.cluster_role` merges every declaration into the operator's ClusterRole (no
 wildcards); the Helm chart and ``thv rbac`` print it, and the integration suite runs the
 operator as a ServiceAccount bound only to it, so a missing line fails a test.
 """
@@ -54,17 +54,3 @@ def merge(needs: Iterable[Need]) -> list[dict[str, Any]]:
         {"apiGroups": [group], "resources": sorted(res), "verbs": list(verbs)}
         for (group, verbs), res in sorted(by_verbs.items())
     ]
-
-
-def cluster_role(name: str = "thv-operator-manager-role") -> dict[str, Any]:
-    """The operator's ClusterRole from every declaration (importing the operator first)."""
-    import thv.operator.components
-    import thv.operator.leader  # noqa: F401
-
-    rules = merge(n for owner, needs in _REGISTRY.items() if owner not in NAMESPACED_OWNERS for n in needs)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": name},
-        "rules": rules,
-    }

@@ -16,9 +16,9 @@ import anyio.from_thread
 import kr8s
 
 from devcluster import ControlPlane
+from thv.clusterrole import cluster_role
 from thv.crdgen import crd_objects
 from thv.operator.app import Operator
-from thv.rbac import cluster_role
 from thv.render.settings import OperatorSettings
 
 OPERATOR_NS = "thv-system"

@@ -37,8 +37,9 @@ from operator_harness import RUNNER_IMAGE, run_operator, wait_for
 from devcluster import ControlPlane
 from devcluster.demo import PATHS
 from devcluster.helm import helm_binary
+from thv.clusterrole import cluster_role
 from thv.operator.leader import LEASE_NAME
-from thv.rbac import NAMESPACED_OWNERS, cluster_role, declared
+from thv.rbac import NAMESPACED_OWNERS, declared
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "thv"

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 
 from thv.cli import main
+from thv.clusterrole import cluster_role
 from thv.crdgen import render_crds
-from thv.rbac import cluster_role
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "helm" / "thv" / "files" / "clusterrole-rules.yaml"

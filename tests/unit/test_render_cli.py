@@ -86,7 +86,7 @@ def test_every_bad_object_is_named_and_the_good_ones_rendered(
         "thv render: MCPExternalAuthConfig default/snake: invalid: Object missing required field `tokenUrl`",
         "thv render: MCPServer default/uses-snake: references MCPExternalAuthConfig default/snake, which is invalid",
         "thv render: MCPServer team/bad-spec: invalid: Expected `str`, got `int` - at `$.spec.image`",
-        "thv render: MCPServer default/dangling: MCPToolConfig nowhere not found in namespace default",
+        "thv render: MCPServer default/dangling: ToolConfigNotFound: MCPToolConfig nowhere not found in namespace default",
         f"thv render: MCPServer default/{'x' * 60}: InvalidName:",
     ]
     for line in expect:

@@ -628,7 +628,7 @@ def test_what_thv_applies_is_what_it_renders(settings: OperatorSettings) -> None
     import anyio
 
     from thv.kube.resources import Resource
-    from thv.subscribers.owned import RESOURCES
+    from thv.sources.kinds import OWNED_RESOURCES as RESOURCES
     from thv.writers.apply import Applier
 
     d = render(server(OVERRIDES), settings, external_auth=extauth(TE))

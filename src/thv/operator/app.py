@@ -17,16 +17,18 @@ from typing import Any
 import anyio
 from opentelemetry import trace
 
-from bus import Bus, DeliveryReport, RetryPolicy
+from bus import Bus, DeliveryReport, Requeue, RetryPolicy
 from thv.kube.client import KubeClient
 from thv.observability import metrics
-from thv.operator.components import SOURCES, SUBSCRIBERS, Source
-from thv.operator.context import Context
-from thv.operator.events import EXTAUTH, MCPSERVER, TOOLCONFIG, ConfigEvent, ObjectEvent, ServerEvent
 from thv.operator.leader import LeaderElector
 from thv.render.settings import OperatorSettings
+from thv.sources.events import ObjectEvent
 from thv.sources.informer import EventType, Informer
-from thv.subscribers.config_kinds import CONFIG_KINDS
+from thv.sources.kinds import KINDS, Kind
+from thv.sources.routing import route
+from thv.sources.store import KubeObject
+from thv.subscribers.context import Context
+from thv.subscribers.registry import SUBSCRIBERS
 
 log = logging.getLogger("thv.operator")
 _tracer = trace.get_tracer("thv.operator")
@@ -35,13 +37,6 @@ _tracer = trace.get_tracer("thv.operator")
 def _on_delivery(report: DeliveryReport) -> None:
     metrics.RECONCILES.labels(report.subscriber, str(report.outcome)).inc()
     metrics.RECONCILE_SECONDS.labels(report.subscriber).observe(report.handler_seconds)
-
-
-def _refs(obj: Any, kind: str) -> list[str]:
-    if obj is None:
-        return []
-    ref = obj.spec.external_auth_config_ref if kind == EXTAUTH else obj.spec.tool_config_ref
-    return [f"{obj.metadata.namespace}/{ref.name}"] if ref is not None else []
 
 
 @dataclass
@@ -66,32 +61,19 @@ class Operator:
         self.bus = Bus(on_delivery=_on_delivery, drain_timeout=5.0)
         self.ctx = Context(self.client, self.settings, self.bus.publish)
 
-    # -- routing: source events → bus events -------------------------------------------------
-    def _router(self, source: Source) -> Callable[[EventType, str, Any, Any], Awaitable[None]]:
-        kind = source.resource.kind
+    # -- routing: source events → bus events (declared per kind in thv.sources.kinds) --------
+    def _router(
+        self, kind: Kind
+    ) -> Callable[[EventType, str, KubeObject, KubeObject | None], Awaitable[None]]:
         publish = self.bus.publish
         stores = self.ctx.stores
 
-        async def on_event(type_: EventType, key: str, obj: Any, old: Any) -> None:
-            with _tracer.start_as_current_span(f"watch {kind} {type_}") as span:
-                span.set_attribute("k8s.kind", kind)
+        async def on_event(type_: EventType, key: str, obj: KubeObject, old: KubeObject | None) -> None:
+            with _tracer.start_as_current_span(f"watch {kind.name} {type_}") as span:
+                span.set_attribute("k8s.kind", kind.name)
                 span.set_attribute("k8s.key", key)
-                if source.owned:
-                    for ref in obj.metadata.owner_references or ():
-                        if ref.kind == MCPSERVER:
-                            ns = obj.metadata.namespace
-                            await publish(ServerEvent(kind=MCPSERVER, key=f"{ns}/{ref.name}", reason="OWNED"))
-                    return
-                if kind == MCPSERVER:
-                    await publish(ServerEvent(kind=kind, key=key, reason=type_, obj=obj))
-                    for ck in (EXTAUTH, TOOLCONFIG):
-                        for ref in sorted(set(_refs(obj, ck)) | set(_refs(old, ck))):
-                            await publish(ConfigEvent(kind=ck, key=ref, reason="REFERENCE"))
-                    return
-                await publish(ConfigEvent(kind=kind, key=key, reason=type_, obj=obj))
-                if type_ != "RESYNC":
-                    for server_key in stores.referencing(kind, key):
-                        await publish(ServerEvent(kind=MCPSERVER, key=server_key, reason="REFERENCE"))
+                for event in route(kind, type_, key, obj, old, stores):
+                    await publish(event)
 
         return on_event
 
@@ -99,14 +81,14 @@ class Operator:
         ctx = self.ctx
         for sub in SUBSCRIBERS:
 
-            async def call(event: ObjectEvent, handler: Any = sub.handler) -> Any:
-                return await handler(ctx, event)
+            async def call(event: ObjectEvent, deliver: _Deliver = sub.deliver) -> Requeue | None:
+                return await deliver(ctx, event)
 
             self.bus.subscribe(
                 sub.topic,
                 call,
                 name=sub.name,
-                key=lambda e: e.bus_key,
+                key=_bus_key,
                 workers=self.workers or sub.workers,
                 maxsize=None,
                 retry=RetryPolicy(),
@@ -114,17 +96,17 @@ class Operator:
 
     def _build_informers(self) -> None:
         scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
-        for source in SOURCES:
+        for kind in KINDS:
             for ns in scopes:
                 self.informers.append(
                     Informer(
                         self.client,
-                        source.resource,
-                        source.type,
-                        source.store(self.ctx.stores),
-                        self._router(source),
+                        kind.resource,
+                        kind.type,
+                        self.ctx.stores.of(kind.name),
+                        self._router(kind),
                         namespace=ns,
-                        label_selector=source.selector,
+                        label_selector=kind.selector,
                     )
                 )
 
@@ -184,13 +166,14 @@ class Operator:
         raise RuntimeError("leadership lost")
 
     def _store_sizes(self) -> dict[str, int]:
-        s = self.ctx.stores
-        return {
-            "MCPServer": len(s.servers),
-            "MCPToolConfig": len(s.toolconfigs),
-            "MCPExternalAuthConfig": len(s.extauths),
-            "Deployment": len(s.deployments),
-        }
+        return {kind.name: len(self.ctx.stores.of(kind.name)) for kind in KINDS}
 
 
-__all__ = ["CONFIG_KINDS", "Operator"]
+_Deliver = Callable[[Context, ObjectEvent], Awaitable[Requeue | None]]
+
+
+def _bus_key(event: ObjectEvent) -> str:
+    return event.bus_key
+
+
+__all__ = ["Operator"]

@@ -14,9 +14,8 @@ from typing import Any
 import msgspec
 import yaml
 
-from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
-from thv.hashing import config_hash
-from thv.render import RenderError, render
+from thv.api.crds import ExternalAuthConfigRef, MCPExternalAuthConfig, MCPServer, MCPToolConfig, ToolConfigRef
+from thv.render.resolve import Inputs, Unresolved, reads, resolve
 from thv.render.settings import OperatorSettings
 
 
@@ -53,6 +52,38 @@ def _doc_namespace(doc: dict[str, Any], default: str) -> str:
 
 def _invalid(exc: msgspec.ValidationError) -> str:
     return f"invalid: {exc}"
+
+
+def _found(
+    configs: dict[tuple[str, str, str], MCPExternalAuthConfig | MCPToolConfig | str],
+    kind: str,
+    ns: str,
+    ref: ExternalAuthConfigRef | ToolConfigRef | None,
+) -> MCPExternalAuthConfig | MCPToolConfig | None:
+    found = configs.get((kind, ns, ref.name)) if ref is not None else None
+    return None if isinstance(found, str) else found
+
+
+def _data(
+    by_key: dict[tuple[str, str, str], dict[str, Any]], kind: str, ns: str, name: str
+) -> dict[str, str] | None:
+    """``data`` of a ConfigMap manifest (``stringData`` too for a Secret), ``None`` if absent."""
+    doc = by_key.get((kind, ns, name))
+    if doc is None:
+        return None
+    merged: dict[str, str] = {}
+    for key in ("data", "stringData"):
+        value = doc.get(key)
+        if isinstance(value, dict):
+            merged.update({str(k): str(v) for k, v in value.items()})
+    return merged
+
+
+def _secret_keys(
+    by_key: dict[tuple[str, str, str], dict[str, Any]], ns: str, name: str
+) -> frozenset[str] | None:
+    data = _data(by_key, "Secret", ns, name)
+    return None if data is None else frozenset(data)
 
 
 def render_docs(
@@ -96,52 +127,46 @@ def render_docs(
             errors.append(f"{label}: {_invalid(exc)}")
             continue
         spec = server.spec
-
-        def config(ref_kind: str, ref: str, ns: str = ns, label: str = label) -> Any:
-            found = configs.get((ref_kind, ns, ref))
-            if found is None:
-                errors.append(f"{label}: {ref_kind} {ref} not found in namespace {ns}")
-            elif isinstance(found, str):
-                errors.append(f"{label}: references {ref_kind} {ns}/{ref}, which is {found}")
-                return None
-            return found
-
-        ext: MCPExternalAuthConfig | None = None
-        tc: MCPToolConfig | None = None
-        if spec.external_auth_config_ref is not None:
-            ext = config("MCPExternalAuthConfig", spec.external_auth_config_ref.name)
-            if ext is None:
-                continue
-        if spec.tool_config_ref is not None:
-            tc = config("MCPToolConfig", spec.tool_config_ref.name)
-            if tc is None:
-                continue
-
-        def cm(ref: Any, ns: str = ns) -> dict[str, str] | None:
-            raw = by_key.get(("ConfigMap", ns, ref.name)) if ref is not None else None
-            data = raw.get("data") if raw else None
-            return (
-                {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else ({} if raw else None)
-            )
-
-        pp = spec.permission_profile
-        try:
-            desired = render(
-                server,
-                settings,
-                tool_config=tc,
-                external_auth=ext,
-                oidc_configmap_data=cm(spec.oidc_config.config_map) if spec.oidc_config else None,
-                authz_configmap_data=cm(spec.authz_config.config_map) if spec.authz_config else None,
-                permission_profile_data=cm(pp) if pp is not None and pp.type == "configmap" else None,
-                toolconfig_hash=config_hash(tc.spec) if tc else None,
-                extauth_hash=config_hash(ext.spec) if ext else None,
-            )
-        except RenderError as err:
-            errors.append(f"{label}: {err.reason}: {err.message}")
+        bad_ref = False
+        for ref_kind, ref in (
+            ("MCPExternalAuthConfig", spec.external_auth_config_ref),
+            ("MCPToolConfig", spec.tool_config_ref),
+        ):
+            found = configs.get((ref_kind, ns, ref.name)) if ref is not None else None
+            if isinstance(found, str):
+                errors.append(
+                    f"{label}: references {ref_kind} {ns}/{ref.name if ref else ''}, which is {found}"
+                )
+                bad_ref = True
+        if bad_ref:
             continue
-        out.extend(desired.bodies())
-        errors.extend(f"{label}: warning: {w}" for w in desired.warnings)
+        ext = _found(configs, "MCPExternalAuthConfig", ns, spec.external_auth_config_ref)
+        tc = _found(configs, "MCPToolConfig", ns, spec.tool_config_ref)
+        assert ext is None or isinstance(ext, MCPExternalAuthConfig)
+        assert tc is None or isinstance(tc, MCPToolConfig)
+        wanted = reads(server, ext)
+        configmaps = {
+            name: data
+            for name in wanted.configmaps
+            if (data := _data(by_key, "ConfigMap", ns, name)) is not None
+        }
+        secret_keys: dict[str, frozenset[str]] | None = {}
+        for name in wanted.secrets:
+            keys = _secret_keys(by_key, ns, name)
+            if keys is None:  # not among the manifests: thv render cannot know, assume present
+                secret_keys = None
+                break
+            if secret_keys is not None:
+                secret_keys[name] = keys
+        inputs = Inputs(
+            server=server, external_auth=ext, tool_config=tc, configmaps=configmaps, secret_keys=secret_keys
+        )
+        result = resolve(inputs, settings)
+        if isinstance(result, Unresolved):
+            errors.append(f"{label}: {result.reason}: {result.message}")
+            continue
+        out.extend(result.desired.bodies())
+        errors.extend(f"{label}: warning: {w}" for w in result.desired.warnings)
     return out, errors
 
 
@@ -188,7 +213,7 @@ def _diff(args: argparse.Namespace, objs: list[dict[str, Any]]) -> int:
 
     from thv.kube import connect
     from thv.kube.resources import MCPSERVERS
-    from thv.subscribers.owned import RESOURCES
+    from thv.sources.kinds import OWNED_RESOURCES as RESOURCES
     from thv.writers.diff import is_subset
 
     async def run() -> int:

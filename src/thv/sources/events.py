@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -24,7 +24,7 @@ class ObjectEvent(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     key: str
     reason: Reason
-    obj: Any = None
+    obj: msgspec.Struct | None = None
 
     @property
     def bus_key(self) -> str:
@@ -33,7 +33,8 @@ class ObjectEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ServerEvent(ObjectEvent, frozen=True, kw_only=True):
-    """An MCPServer key (topic of the renderers, the status writer and the server finalizer)."""
+    """An MCPServer key (topic of the renderers, the status writer, the restarter and the
+    server finalizer)."""
 
 
 class ConfigEvent(ObjectEvent, frozen=True, kw_only=True):

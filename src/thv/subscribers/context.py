@@ -1,83 +1,49 @@
-"""What every subscriber gets: the stores, the writers, the settings and a way to notify."""
+"""What every subscriber gets: the stores, the writers, the settings, a way to notify, and the
+per-operator state the subscribers keep between deliveries (an inventory owned by the operator
+instance, never module globals: two operators in one process share nothing)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
-from thv.api.k8s import ConfigMap, Deployment, Role, RoleBinding, Service, ServiceAccount
+from aiocache import SimpleMemoryCache
+
 from thv.kube.client import KubeClient
-from thv.operator.events import EXTAUTH, TOOLCONFIG, ObjectEvent
+from thv.render.resolve import Resolved, Unresolved
 from thv.render.settings import OperatorSettings
-from thv.sources.store import Store
+from thv.sources.events import ObjectEvent
+from thv.sources.stores import Stores
 from thv.writers.apply import Applier
 from thv.writers.events import Recorder
 from thv.writers.status import StatusWriter
 
-#: index on the MCPServer store: "namespace/config-name" of the referenced MCPExternalAuthConfig
-BY_EXTAUTH = "extauth"
-#: index on the MCPServer store: "namespace/config-name" of the referenced MCPToolConfig
-BY_TOOLCONFIG = "toolconfig"
-#: index on owned-object stores: "namespace/server-name" of the owning MCPServer
-BY_OWNER = "owner"
-
-Publish = Callable[[ObjectEvent], Awaitable[Any]]
+Publish = Callable[[ObjectEvent], Awaitable[object]]
 
 
-def _extauth_refs(server: MCPServer) -> list[str]:
-    ref = server.spec.external_auth_config_ref
-    return [f"{server.metadata.namespace}/{ref.name}"] if ref is not None and ref.name else []
+@dataclass(frozen=True, slots=True)
+class ApplyFailure:
+    """The API server refused an object rendered for an MCPServer."""
 
-
-def _toolconfig_refs(server: MCPServer) -> list[str]:
-    ref = server.spec.tool_config_ref
-    return [f"{server.metadata.namespace}/{ref.name}"] if ref is not None and ref.name else []
-
-
-def _owner(obj: Any) -> list[str]:
-    for ref in obj.metadata.owner_references or ():
-        if ref.kind == "MCPServer" and ref.api_version.startswith("toolhive.stacklok.dev/"):
-            return [f"{obj.metadata.namespace}/{ref.name}"]
-    return []
+    kind: str
+    name: str
+    message: str
 
 
 @dataclass
-class Stores:
-    """The local caches, one per watched kind, with the reverse indexes."""
+class Inventory:
+    """Per-operator memory of the subscribers (see each field's owner)."""
 
-    servers: Store[MCPServer] = field(default_factory=lambda: Store("MCPServer"))
-    toolconfigs: Store[MCPToolConfig] = field(default_factory=lambda: Store("MCPToolConfig"))
-    extauths: Store[MCPExternalAuthConfig] = field(default_factory=lambda: Store("MCPExternalAuthConfig"))
-    deployments: Store[Deployment] = field(default_factory=lambda: Store("Deployment"))
-    services: Store[Service] = field(default_factory=lambda: Store("Service"))
-    configmaps: Store[ConfigMap] = field(default_factory=lambda: Store("ConfigMap"))
-    serviceaccounts: Store[ServiceAccount] = field(default_factory=lambda: Store("ServiceAccount"))
-    roles: Store[Role] = field(default_factory=lambda: Store("Role"))
-    rolebindings: Store[RoleBinding] = field(default_factory=lambda: Store("RoleBinding"))
-
-    def __post_init__(self) -> None:
-        self.servers.add_index(BY_EXTAUTH, _extauth_refs)
-        self.servers.add_index(BY_TOOLCONFIG, _toolconfig_refs)
-        for store in self.owned():
-            store.add_index(BY_OWNER, _owner)
-
-    def owned(self) -> list[Store[Any]]:
-        """Stores of the kinds thv creates for an MCPServer."""
-        return [
-            self.deployments,
-            self.services,
-            self.configmaps,
-            self.serviceaccounts,
-            self.roles,
-            self.rolebindings,
-        ]
-
-    def referencing(self, config_kind: str, config_key: str) -> list[str]:
-        """Sorted keys of MCPServers whose ref names the config ``config_key``."""
-        index = {EXTAUTH: BY_EXTAUTH, TOOLCONFIG: BY_TOOLCONFIG}[config_kind]
-        return self.servers.keys_by_index(index, config_key)
+    #: renderers: the current API-server rejection, by (renderer, MCPServer key)
+    apply_failures: dict[tuple[str, str], ApplyFailure] = field(default_factory=dict)
+    #: status writer: the last Warning (reason, message) announced, by MCPServer key
+    server_warnings: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: finalizer guard: the last DeletionBlocked message announced, by config key
+    blocked_configs: dict[str, str] = field(default_factory=dict)
+    #: resolver: short-lived reads of Secrets' keys and user ConfigMaps shared by one reconcile
+    reads: SimpleMemoryCache = field(default_factory=SimpleMemoryCache)
+    #: resolver: the last result per MCPServer key, with the versions of its inputs
+    resolved: dict[str, tuple[tuple[object, ...], Resolved | Unresolved]] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +54,7 @@ class Context:
     settings: OperatorSettings
     publish: Publish
     stores: Stores = field(default_factory=Stores)
+    inventory: Inventory = field(default_factory=Inventory)
     applier: Applier = field(init=False)
     status: StatusWriter = field(init=False)
     recorder: Recorder = field(init=False)

@@ -10,12 +10,16 @@ is removed. No retry loop spins while blocked: only a reference change re-runs t
 
 from __future__ import annotations
 
-from thv.operator.context import Context
+from bus import Requeue
+from thv.api.meta import CONDITION_TRUE, Condition
 from thv.rbac import Need, declare
+from thv.sources.events import ConfigEvent
 from thv.sources.store import split_key
-from thv.subscribers.config_kinds import ConfigKind
+from thv.subscribers.config_kinds import CONFIG_KINDS
+from thv.subscribers.context import Context
 from thv.writers.apply import to_builtins
 from thv.writers.finalizers import add_finalizer, remove_finalizer
+from thv.writers.status import condition_bodies
 
 NAME = "finalizer-guard"
 NEEDS = declare(
@@ -36,35 +40,38 @@ NEEDS = declare(
 BLOCKED = "DeletionBlocked"
 
 
-async def guard_config(ctx: Context, ck: ConfigKind, key: str, announced: dict[str, str]) -> None:
+async def guard_config(ctx: Context, event: ConfigEvent) -> Requeue | None:
     """Add, keep or release one config's finalizer from current state."""
-    cfg = ck.store(ctx.stores).get(key)
+    ck, key, announced = CONFIG_KINDS[event.kind], event.key, ctx.inventory.blocked_configs
+    cfg = ctx.stores.of(ck.kind).get(key)
     if cfg is None:
         announced.pop(key, None)
-        return
+        return None
     ns, name = split_key(key)
     finalizers = cfg.metadata.finalizers or []
     if not cfg.metadata.deletion_timestamp:
         if ck.finalizer not in finalizers:
             await add_finalizer(ctx.client, ck.resource, name, ns, ck.finalizer)
-        return
+        return None
     if ck.finalizer not in finalizers:
-        return
+        return None
     refs = [split_key(k)[1] for k in ctx.stores.referencing(ck.kind, key)]
     if not refs:
         await remove_finalizer(ctx.client, ck.resource, name, ns, ck.finalizer)
         announced.pop(key, None)
-        return
+        return None
     message = f"{ck.kind} {name} is still referenced by MCPServers: {', '.join(refs)}"
     if ck.has_conditions:
-        cond = {
-            "type": BLOCKED,
-            "status": "True",
-            "reason": "ReferencedByMCPServers",
-            "message": message,
-            "observedGeneration": cfg.metadata.generation,
-        }
-        await ctx.status.write(ck.resource, name, ns, {"conditions": [cond]}, to_builtins(cfg.status))
+        cond = Condition(
+            type=BLOCKED,
+            status=CONDITION_TRUE,
+            reason="ReferencedByMCPServers",
+            message=message,
+            observed_generation=cfg.metadata.generation,
+            last_transition_time="",
+        )
+        conditions = condition_bodies([cond])
+        await ctx.status.write(ck.resource, name, ns, {"conditions": conditions}, to_builtins(cfg.status))
     if announced.get(key) != message:
         announced[key] = message
         await ctx.recorder.event(
@@ -77,3 +84,4 @@ async def guard_config(ctx: Context, ck: ConfigKind, key: str, announced: dict[s
             reason=BLOCKED,
             message=message,
         )
+    return None

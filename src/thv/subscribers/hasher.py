@@ -8,15 +8,16 @@ differs. Nothing is written when everything already matches.
 
 from __future__ import annotations
 
-import msgspec
-
+from bus import Requeue
 from thv.hashing import config_hash
 from thv.kube.resources import MCPSERVERS
-from thv.operator.context import Context
 from thv.rbac import WRITE, Need, declare
+from thv.sources.events import ConfigEvent
 from thv.sources.store import split_key
-from thv.subscribers.config_kinds import ConfigKind
+from thv.subscribers.config_kinds import CONFIG_KINDS
+from thv.subscribers.context import Context
 from thv.writers.apply import to_builtins
+from thv.writers.objects import annotate
 
 NAME = "hasher"
 NEEDS = declare(
@@ -28,14 +29,14 @@ NEEDS = declare(
     ),
     Need("toolhive.stacklok.dev", ("mcpservers",), WRITE, "hash annotation on referencing servers"),
 )
-_enc = msgspec.json.Encoder()
 
 
-async def reconcile_config_hash(ctx: Context, ck: ConfigKind, key: str) -> None:
+async def reconcile_config_hash(ctx: Context, event: ConfigEvent) -> Requeue | None:
     """Bring one config's status hash and its servers' annotations up to date."""
-    cfg = ck.store(ctx.stores).get(key)
+    ck, key = CONFIG_KINDS[event.kind], event.key
+    cfg = ctx.stores.of(ck.kind).get(key)
     if cfg is None:
-        return
+        return None
     ns, name = split_key(key)
     digest = config_hash(cfg.spec)
     refs = ctx.stores.referencing(ck.kind, key)
@@ -47,8 +48,8 @@ async def reconcile_config_hash(ctx: Context, ck: ConfigKind, key: str) -> None:
         server = ctx.stores.servers.get(server_key)
         if server is None or server.metadata.deletion_timestamp:
             continue
-        if (server.metadata.annotations or {}).get(ck.annotation) == digest:
-            continue
         s_ns, s_name = split_key(server_key)
-        patch = {"metadata": {"annotations": {ck.annotation: digest}}}
-        await ctx.client.patch(MCPSERVERS, s_name, _enc.encode(patch), s_ns, patch_type="merge")
+        await annotate(
+            ctx.client, MCPSERVERS, s_name, s_ns or "", ck.annotation, digest, server.metadata.annotations
+        )
+    return None

@@ -18,17 +18,14 @@ instead of retrying in a loop while the MCPServer looks healthy.
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass
-
 from bus import Requeue
 from thv.kube.errors import ApiError
-from thv.operator.context import Context
-from thv.operator.events import MCPSERVER, ServerEvent
 from thv.rbac import WRITE, Need, declare
 from thv.render.names import runconfig_configmap_name
-from thv.subscribers.owned import RESOURCES, live
-from thv.subscribers.resolve import Resolved, Unresolved, resolve
+from thv.sources.events import MCPSERVER, ServerEvent
+from thv.sources.kinds import OWNED_RESOURCES as RESOURCES
+from thv.subscribers.context import ApplyFailure, Context
+from thv.subscribers.gather import Resolved, Unresolved, resolve_server
 from thv.writers.apply import Applied
 
 WORKLOAD = "workload-renderer"
@@ -58,24 +55,9 @@ REJECTED_CODES = frozenset({400, 413, 422})
 REJECTED_RETRY = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyFailure:
-    """The API server refused an object rendered for an MCPServer."""
-
-    kind: str
-    name: str
-    message: str
-
-
-# per operator (keyed by its Applier), per renderer and MCPServer key
-_failures: weakref.WeakKeyDictionary[object, dict[tuple[str, str], ApplyFailure]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def apply_failure(ctx: Context, key: str) -> ApplyFailure | None:
     """The current rejection of one of the MCPServer's objects, if any (for the status writer)."""
-    failures = _failures.get(ctx.applier, {})
+    failures = ctx.inventory.apply_failures
     return failures.get((WORKLOAD, key)) or failures.get((CONFIGMAP, key))
 
 
@@ -84,7 +66,7 @@ async def _notify(ctx: Context, key: str) -> None:
 
 
 async def _rejected(ctx: Context, renderer: str, key: str, failure: ApplyFailure) -> Requeue:
-    failures = _failures.setdefault(ctx.applier, {})
+    failures = ctx.inventory.apply_failures
     if failures.get((renderer, key)) != failure:
         failures[(renderer, key)] = failure
         await _notify(ctx, key)  # once per distinct failure: no loop through the other renderer
@@ -92,19 +74,19 @@ async def _rejected(ctx: Context, renderer: str, key: str, failure: ApplyFailure
 
 
 async def _accepted(ctx: Context, renderer: str, key: str) -> None:
-    if _failures.get(ctx.applier, {}).pop((renderer, key), None) is not None:
+    if ctx.inventory.apply_failures.pop((renderer, key), None) is not None:
         await _notify(ctx, key)
 
 
 def _wait(ctx: Context, renderer: str, key: str, res: Unresolved | None) -> Requeue | None:
     """Nothing to apply: re-check later only for inputs thv does not watch."""
-    _failures.get(ctx.applier, {}).pop((renderer, key), None)  # gone, or not renderable now
+    ctx.inventory.apply_failures.pop((renderer, key), None)  # gone, or not renderable now
     return Requeue(res.retry_after) if res is not None and res.retry_after else None
 
 
 async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Apply the Deployment, Service, RBAC and authz ConfigMap of one MCPServer."""
-    res = await resolve(ctx, event.key)
+    res = await resolve_server(ctx, event.key)
     if not isinstance(res, Resolved):
         return _wait(ctx, WORKLOAD, event.key, res)
     ns = res.server.metadata.namespace or ""
@@ -114,7 +96,7 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
             continue
         name = obj.metadata.name or ""
         try:
-            outcome = await ctx.applier.apply(RESOURCES[obj.kind], obj, live(ctx.stores, obj.kind, ns, name))
+            outcome = await ctx.applier.apply(RESOURCES[obj.kind], obj, ctx.stores.live(obj.kind, ns, name))
             held |= outcome is Applied.HELD
         except ApiError as err:
             if err.code not in REJECTED_CODES:
@@ -124,7 +106,7 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     for kind, name in res.desired.unwanted:
         if kind == "ConfigMap" and name == runconfig_configmap_name(res.server.metadata.name or ""):
             continue
-        await ctx.applier.delete(RESOURCES[kind], name, ns, live(ctx.stores, kind, ns, name))
+        await ctx.applier.delete(RESOURCES[kind], name, ns, ctx.stores.live(kind, ns, name))
     return _recheck(ctx) if held else None
 
 
@@ -137,12 +119,12 @@ def _recheck(ctx: Context) -> Requeue:
 
 async def render_configmap(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Apply (ConfigMap mode) or remove (flag mode) the RunConfig ConfigMap."""
-    res = await resolve(ctx, event.key)
+    res = await resolve_server(ctx, event.key)
     if not isinstance(res, Resolved):
         return _wait(ctx, CONFIGMAP, event.key, res)
     ns = res.server.metadata.namespace or ""
     name = runconfig_configmap_name(res.server.metadata.name or "")
-    current = live(ctx.stores, "ConfigMap", ns, name)
+    current = ctx.stores.live("ConfigMap", ns, name)
     cm = res.desired.runconfig_configmap
     if cm is not None:
         try:
@@ -155,6 +137,6 @@ async def render_configmap(ctx: Context, event: ServerEvent) -> Requeue | None:
         if outcome is Applied.HELD:
             return _recheck(ctx)
     else:
-        _failures.get(ctx.applier, {}).pop((CONFIGMAP, event.key), None)
+        ctx.inventory.apply_failures.pop((CONFIGMAP, event.key), None)
         await ctx.applier.delete(RESOURCES["ConfigMap"], name, ns, current)
     return None

@@ -17,13 +17,13 @@ import logging
 
 from bus import Requeue
 from thv.api.k8s import Deployment
-from thv.operator.context import Context
-from thv.operator.events import ServerEvent
+from thv.kube.resources import MCPSERVERS
 from thv.rbac import Need, declare
 from thv.render import names
 from thv.render.restart import STRATEGY_IMMEDIATE, pending, strategy
-from thv.subscribers.owned import live
-from thv.writers.restarts import annotate_server, delete_pods
+from thv.sources.events import ServerEvent
+from thv.subscribers.context import Context
+from thv.writers.objects import annotate, delete_pods
 
 NAME = "restarter"
 NEEDS = declare(
@@ -35,7 +35,7 @@ log = logging.getLogger("thv.restarter")
 
 
 def _template_annotations(ctx: Context, ns: str, name: str) -> dict[str, str]:
-    dep: Deployment | None = live(ctx.stores, "Deployment", ns, name)
+    dep: Deployment | None = ctx.stores.live_deployment(ns, name)
     template = dep.spec.template if dep is not None and dep.spec is not None else None
     meta = template.metadata if template is not None else None
     return (meta.annotations if meta is not None else None) or {}
@@ -57,7 +57,6 @@ async def restart(ctx: Context, event: ServerEvent) -> Requeue | None:
     else:
         if _template_annotations(ctx, ns, name).get(names.ANNOTATION_RESTARTED_AT) != request:
             return None  # the renderers have not applied it yet: the Deployment's event brings us back
-    await annotate_server(
-        ctx.client, name, ns, names.ANNOTATION_LAST_PROCESSED_RESTART, request, server.metadata.annotations
-    )
+    last = names.ANNOTATION_LAST_PROCESSED_RESTART
+    await annotate(ctx.client, MCPSERVERS, name, ns, last, request, server.metadata.annotations)
     return None

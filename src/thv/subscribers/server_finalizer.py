@@ -7,16 +7,23 @@ phase Terminating, then releases the finalizer. Owned objects go by garbage coll
 
 from __future__ import annotations
 
+from bus import Requeue
 from thv.kube.resources import CONFIGMAPS, MCPSERVERS, SERVICES, Resource
-from thv.operator.context import Context
-from thv.operator.events import ServerEvent
 from thv.rbac import Need, declare
-from thv.render.names import headless_service_name, runconfig_configmap_name, statefulset_name
+from thv.render.names import (
+    FINALIZER_MCPSERVER,
+    headless_service_name,
+    runconfig_configmap_name,
+    statefulset_name,
+)
+from thv.sources.events import ServerEvent
+from thv.subscribers.context import Context
 from thv.writers.apply import to_builtins
 from thv.writers.finalizers import add_finalizer, remove_finalizer
+from thv.writers.objects import delete_if_exists
 
 NAME = "server-finalizer"
-FINALIZER = "mcpserver.toolhive.stacklok.dev/finalizer"
+FINALIZER = FINALIZER_MCPSERVER
 STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
 declare(
     NAME,
@@ -27,19 +34,19 @@ declare(
 )
 
 
-async def finalize_server(ctx: Context, event: ServerEvent) -> None:
+async def finalize_server(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Add the finalizer to live servers; clean up and release it on deletion."""
     server = ctx.stores.servers.get(event.key)
     if server is None:
-        return
+        return None
     ns, name = server.metadata.namespace or "", server.metadata.name or ""
     finalizers = server.metadata.finalizers or []
     if not server.metadata.deletion_timestamp:
         if FINALIZER not in finalizers:
             await add_finalizer(ctx.client, MCPSERVERS, name, ns, FINALIZER)
-        return
+        return None
     if FINALIZER not in finalizers:
-        return
+        return None
     await ctx.status.write(
         MCPSERVERS,
         name,
@@ -47,7 +54,8 @@ async def finalize_server(ctx: Context, event: ServerEvent) -> None:
         {"phase": "Terminating", "message": "MCP server is being terminated"},
         to_builtins(server.status),
     )
-    await ctx.client.delete(STATEFULSETS, statefulset_name(name), ns)
-    await ctx.client.delete(SERVICES, headless_service_name(name), ns)
-    await ctx.client.delete(CONFIGMAPS, runconfig_configmap_name(name), ns)
+    await delete_if_exists(ctx.client, STATEFULSETS, statefulset_name(name), ns)
+    await delete_if_exists(ctx.client, SERVICES, headless_service_name(name), ns)
+    await delete_if_exists(ctx.client, CONFIGMAPS, runconfig_configmap_name(name), ns)
     await remove_finalizer(ctx.client, MCPSERVERS, name, ns, FINALIZER)
+    return None

@@ -8,20 +8,20 @@ Events are emitted when a condition changes, so a resync never repeats them.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from bus import Requeue
+from thv.api.meta import CONDITION_FALSE, CONDITION_TRUE, Condition
 from thv.kube.resources import MCPSERVERS
-from thv.operator.context import Context
-from thv.operator.events import ServerEvent
 from thv.rbac import Need, declare
 from thv.render.names import service_url
-from thv.subscribers.owned import live
+from thv.sources.events import ServerEvent
+from thv.subscribers.context import Context
+from thv.subscribers.gather import Resolved, Unresolved, resolve_server
 from thv.subscribers.renderers import apply_failure
-from thv.subscribers.resolve import Resolved, Unresolved, resolve
 from thv.writers.apply import to_builtins
 from thv.writers.diff import is_subset
+from thv.writers.status import condition_bodies
 
 NAME = "status-writer"
 declare(
@@ -37,8 +37,16 @@ APPLY_REJECTED = "ApplyRejected"
 MAX_MESSAGE = 1024
 
 
-# per operator (keyed by its Recorder), per MCPServer key: the last Warning announced
-_announced: weakref.WeakKeyDictionary[object, dict[str, tuple[str, str]]] = weakref.WeakKeyDictionary()
+def _condition(type_: str, true: bool, reason: str, message: str, generation: int | None) -> Condition:
+    """A condition whose transition time the status writer keeps or sets."""
+    return Condition(
+        type=type_,
+        status=CONDITION_TRUE if true else CONDITION_FALSE,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time="",
+    )
 
 
 def clip(message: str, limit: int = MAX_MESSAGE) -> str:
@@ -52,7 +60,7 @@ def clip(message: str, limit: int = MAX_MESSAGE) -> str:
 def _deployment_state(ctx: Context, res: Resolved) -> tuple[bool, bool]:
     """(rendered: live Deployment equals what is desired now, available)."""
     ns = res.server.metadata.namespace or ""
-    dep = live(ctx.stores, "Deployment", ns, res.desired.deployment.metadata.name or "")
+    dep = ctx.stores.live_deployment(ns, res.desired.deployment.metadata.name or "")
     if dep is None:
         return False, False
     rendered = is_subset(to_builtins(res.desired.deployment), to_builtins(dep))
@@ -68,13 +76,13 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
     """Compute and write one MCPServer's status (only when it differs)."""
     server = ctx.stores.servers.get(event.key)
     if server is None or server.metadata.deletion_timestamp:
-        _announced.get(ctx.recorder, {}).pop(event.key, None)
+        ctx.inventory.server_warnings.pop(event.key, None)
         return None
     live_status: dict[str, Any] = to_builtins(server.status) or {}
     ns, name = server.metadata.namespace or "", server.metadata.name or ""
     gen = server.metadata.generation
-    res = await resolve(ctx, event.key)
-    conditions: list[dict[str, Any]] = []
+    res = await resolve_server(ctx, event.key)
+    conditions: list[Condition] = []
     desired: dict[str, Any] = {"observedGeneration": gen}
     requeue: Requeue | None = None
     warn: tuple[str, str] | None = None
@@ -91,15 +99,7 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
             if res.retry_after:
                 requeue = Requeue(res.retry_after)
         desired.update(phase="Failed", message=message)
-        conditions.append(
-            {
-                "type": READY,
-                "status": "False",
-                "reason": reason,
-                "message": message,
-                "observedGeneration": gen,
-            }
-        )
+        conditions.append(_condition(READY, False, reason, message, gen))
         warn = (reason, message)
     elif res is not None:
         rendered, available = _deployment_state(ctx, res)
@@ -111,59 +111,31 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
         if available:
             desired.update(phase="Running", message="MCP server is running")
             conditions.append(
-                {
-                    "type": READY,
-                    "status": "True",
-                    "reason": "DeploymentAvailable",
-                    "message": "proxy Deployment is available",
-                    "observedGeneration": gen,
-                }
+                _condition(READY, True, "DeploymentAvailable", "proxy Deployment is available", gen)
             )
         else:
             desired.update(phase="Pending", message="MCP server is starting")
-            conditions.append(
-                {
-                    "type": READY,
-                    "status": "False",
-                    "reason": "DeploymentNotAvailable" if rendered else "Rendering",
-                    "message": "proxy Deployment is not available yet",
-                    "observedGeneration": gen,
-                }
-            )
+            reason = "DeploymentNotAvailable" if rendered else "Rendering"
+            conditions.append(_condition(READY, False, reason, "proxy Deployment is not available yet", gen))
         if res.external_auth is not None:
             if res.desired.warnings:
                 msg = clip("; ".join(res.desired.warnings))
-                conditions.append(
-                    {
-                        "type": TOKEN_EXCHANGE,
-                        "status": "False",
-                        "reason": "RunnerIgnoresFlags",
-                        "message": msg,
-                        "observedGeneration": gen,
-                    }
-                )
+                conditions.append(_condition(TOKEN_EXCHANGE, False, "RunnerIgnoresFlags", msg, gen))
                 warn = ("RunnerIgnoresFlags", msg)
             else:
-                conditions.append(
-                    {
-                        "type": TOKEN_EXCHANGE,
-                        "status": "True",
-                        "reason": "Configured",
-                        "message": "token exchange is configured for the proxy",
-                        "observedGeneration": gen,
-                    }
-                )
+                message = "token exchange is configured for the proxy"
+                conditions.append(_condition(TOKEN_EXCHANGE, True, "Configured", message, gen))
     else:
         return None
-    desired["conditions"] = conditions
+    desired["conditions"] = condition_bodies(conditions)
     old = {c.get("type"): (c.get("status"), c.get("reason")) for c in live_status.get("conditions") or []}
     wrote = await ctx.status.write(MCPSERVERS, name, ns, desired, live_status)
-    announced = _announced.setdefault(ctx.recorder, {})
+    announced = ctx.inventory.server_warnings
     if warn is None:
         announced.pop(event.key, None)
     if wrote and warn is not None:
         changed = any(
-            old.get(c["type"]) != (c["status"], c["reason"]) for c in conditions if c["status"] == "False"
+            old.get(c.type) != (c.status, c.reason) for c in conditions if c.status == CONDITION_FALSE
         )
         # the Store may not have echoed the previous status write yet: a second write of the same
         # condition must not announce it twice

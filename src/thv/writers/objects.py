@@ -1,13 +1,16 @@
-"""Writes of a restart request: delete an MCPServer's proxy pods, record the processed request."""
+"""Small writes on objects thv does not render: an annotation on an MCPServer (config hashes,
+processed restarts), the deletion of proxy pods (immediate restarts) and of the objects the proxy
+runner created without an owner (server finalizer)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import msgspec
 
 from thv.kube.client import KubeClient
-from thv.kube.resources import MCPSERVERS, PODS
+from thv.kube.resources import PODS, Resource
 
 log = logging.getLogger("thv.writers")
 _enc = msgspec.json.Encoder()
@@ -53,13 +56,26 @@ async def delete_pods(client: KubeClient, namespace: str, label_selector: str) -
             return deleted
 
 
-async def annotate_server(
-    client: KubeClient, name: str, namespace: str, key: str, value: str, live: dict[str, str] | None
+async def annotate(
+    client: KubeClient,
+    res: Resource,
+    name: str,
+    namespace: str,
+    key: str,
+    value: str,
+    live: Mapping[str, str] | None,
 ) -> bool:
-    """Set one annotation on an MCPServer (a merge patch of that key only), unless ``live``
-    (its current annotations) already holds it."""
+    """Set one annotation (a merge patch of that key only), unless ``live`` (the object's
+    current annotations) already holds it."""
     if (live or {}).get(key) == value:
         return False
     patch = {"metadata": {"annotations": {key: value}}}
-    await client.patch(MCPSERVERS, name, _enc.encode(patch), namespace, patch_type="merge")
+    log.info("annotate %s %s/%s %s", res.kind, namespace, name, key)
+    await client.patch(res, name, _enc.encode(patch), namespace, patch_type="merge")
     return True
+
+
+async def delete_if_exists(client: KubeClient, res: Resource, name: str, namespace: str) -> None:
+    """Delete an object thv did not render (404 is fine: the goal is reached)."""
+    log.info("delete %s %s/%s", res.kind, namespace, name)
+    await client.delete(res, name, namespace)

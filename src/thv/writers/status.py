@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from thv.api.meta import Condition
 from thv.kube.client import KubeClient
 from thv.kube.resources import Resource
 from thv.writers.diff import is_subset
@@ -35,6 +36,18 @@ def merge_conditions(
         else:
             c.setdefault("lastTransitionTime", now())
         out.append(c)
+    return out
+
+
+def condition_bodies(conditions: list[Condition]) -> list[dict[str, Any]]:
+    """Typed conditions as status JSON; an empty ``lastTransitionTime`` is left for
+    :func:`merge_conditions` to keep or set."""
+    out: list[dict[str, Any]] = []
+    for cond in conditions:
+        body: dict[str, Any] = msgspec.to_builtins(cond)
+        if not body.get("lastTransitionTime"):
+            body.pop("lastTransitionTime", None)
+        out.append(body)
     return out
 
 

@@ -1,0 +1,215 @@
+"""``thv render`` and the operator resolve a server the same way (:mod:`thv.render.resolve`):
+every example, the chainsaw fixtures and a set of awkward manifests are rendered both ways —
+offline from the files, and through the operator's gatherer from a Store and API reads holding
+the same objects — and the whole objects (and every reason a server cannot be rendered) must be
+equal, not a subset of fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+import yaml
+
+from thv.kube.errors import NotFound
+from thv.kube.resources import Resource
+from thv.operator.offline import render_docs
+from thv.render.resolve import Unresolved
+from thv.render.settings import OperatorSettings
+from thv.sources.kinds import BY_NAME
+from thv.subscribers.context import Context
+from thv.subscribers.gather import resolve_server
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "default"
+EXTRA = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: oidc-cm}
+data: {issuer: https://issuer.example.com, audience: mcp}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: te-secret}
+stringData: {wrong-key: x}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPExternalAuthConfig
+metadata: {name: te-missing-key}
+spec:
+  type: tokenExchange
+  tokenExchange: {tokenUrl: https://idp/token, audience: aud, clientSecretRef: {name: te-secret, key: k}}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata: {name: oidc-from-configmap, annotations: {mcpserver.toolhive.stacklok.dev/restarted-at: "2026-01-01T00:00:00Z"}}
+spec: {image: img, oidcConfig: {type: configMap, configMap: {name: oidc-cm}}}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata: {name: oidc-configmap-missing}
+spec: {image: img, oidcConfig: {type: configMap, configMap: {name: nowhere}}}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata: {name: secret-key-missing}
+spec: {image: img, externalAuthConfigRef: {name: te-missing-key}}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata: {name: config-missing}
+spec: {image: img, toolConfigRef: {name: nowhere}}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata: {name: bad-ref-name}
+spec: {image: img, externalAuthConfigRef: {name: ../x}}
+---
+apiVersion: toolhive.stacklok.dev/v1alpha1
+kind: MCPServer
+metadata: {name: profile-from-configmap}
+spec: {image: img, permissionProfile: {type: configmap, name: oidc-cm, key: profile.json}}
+"""
+
+
+def _sets() -> dict[str, list[dict[str, Any]]]:
+    sets: dict[str, list[dict[str, Any]]] = {}
+    paths = [
+        *sorted((ROOT / "examples").glob("*.yaml")),
+        *sorted((ROOT / "tests" / "fixtures").glob("chainsaw-*.yaml")),
+    ]
+    for path in paths:
+        loaded = list(yaml.safe_load_all(path.read_text()))
+        if len(loaded) == 1 and "scenarios" in loaded[0]:  # chainsaw-transport-rbac: one server per scenario
+            loaded = list(loaded[0]["scenarios"].values())
+        sets[path.name] = [d for d in loaded if isinstance(d, dict) and "kind" in d]
+    sets["awkward"] = [d for d in yaml.safe_load_all(EXTRA) if d]
+    return sets
+
+
+SETS = _sets()
+
+
+class _Client:
+    """The API reads the gatherer makes (Secrets and ConfigMaps), answered from the manifests."""
+
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.docs = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> bytes:
+        doc = self.docs.get((res.kind, name))
+        if doc is None:
+            raise NotFound(404, "NotFound", f"{res.plural} {name} not found")
+        data = {**(doc.get("data") or {}), **(doc.get("stringData") or {})}
+        return json.dumps({**doc, "data": data}).encode()
+
+
+def _operator_way(
+    docs: list[dict[str, Any]], settings: OperatorSettings
+) -> tuple[list[dict[str, Any]], list[str]]:
+    async def publish(_: object) -> None:
+        return None
+
+    ctx = Context(_Client(docs), settings, publish)  # type: ignore[arg-type]
+    servers: dict[str, None] = {}  # in first-seen order, as offline (a later manifest wins)
+    for doc in docs:
+        kind = BY_NAME.get(doc["kind"])
+        if kind is None or kind.name not in ("MCPServer", "MCPToolConfig", "MCPExternalAuthConfig"):
+            continue
+        meta = {**doc["metadata"], "namespace": doc["metadata"].get("namespace") or NS}
+        obj = msgspec.convert({**doc, "metadata": meta}, kind.type)
+        ctx.stores.of(kind.name).upsert(obj)
+        if kind.name == "MCPServer":
+            servers[f"{meta['namespace']}/{meta['name']}"] = None
+
+    async def run() -> tuple[list[dict[str, Any]], list[str]]:
+        bodies: list[dict[str, Any]] = []
+        errors: list[str] = []
+        for key in servers:
+            result = await resolve_server(ctx, key)
+            assert result is not None
+            if isinstance(result, Unresolved):
+                errors.append(f"MCPServer {key}: {result.reason}: {result.message}")
+            else:
+                bodies.extend(result.desired.bodies())
+                errors.extend(f"MCPServer {key}: warning: {w}" for w in result.desired.warnings)
+        return bodies, errors
+
+    return anyio.run(run)
+
+
+@pytest.mark.parametrize("use_configmap", [False, True], ids=["flags", "configmap"])
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_thv_render_and_the_operator_agree_on_whole_objects(name: str, use_configmap: bool) -> None:
+    docs = SETS[name]
+    settings = OperatorSettings(use_configmap=use_configmap)
+    offline, offline_errors = render_docs(docs, settings, NS)
+    operator, operator_errors = _operator_way(docs, settings)
+    assert offline == operator
+    assert offline_errors == operator_errors
+    if any(d["kind"] == "MCPServer" for d in docs):
+        assert offline or offline_errors
+
+
+def test_the_awkward_set_exercises_both_outcomes() -> None:
+    offline, errors = render_docs(SETS["awkward"], OperatorSettings(), NS)
+    reasons = sorted(e.split(": ")[1] for e in errors)
+    assert reasons == [
+        "ClientSecretKeyMissing",
+        "ExternalAuthConfigNotFound",
+        "InvalidPermissionProfile",  # oidc-cm has no key profile.json
+        "OIDCConfigMapNotFound",
+        "ToolConfigNotFound",
+    ]
+    deployments = [b for b in offline if b["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"oidc-from-configmap"}
+    restarted = next(d for d in deployments if d["metadata"]["name"] == "oidc-from-configmap")
+    annotations = restarted["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["mcpserver.toolhive.stacklok.dev/restarted-at"] == "2026-01-01T00:00:00Z"
+
+
+def test_each_server_event_renders_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two renderers and the status writer of one event share one resolution; a changed
+    input (here: the server's resourceVersion) renders again."""
+    import thv.render.resolve
+
+    calls: list[str] = []
+    real = thv.render.resolve.render
+
+    def counting(server: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(server.metadata.name)
+        return real(server, *args, **kwargs)
+
+    monkeypatch.setattr(thv.render.resolve, "render", counting)
+
+    async def publish(_: object) -> None:
+        return None
+
+    docs = SETS["chainsaw-external-auth.yaml"]
+    ctx = Context(_Client(docs), OperatorSettings(), publish)  # type: ignore[arg-type]
+    for doc in docs:
+        kind = BY_NAME.get(doc["kind"])
+        if kind is not None and kind.route.value in ("server", "config"):
+            meta = {**doc["metadata"], "namespace": NS, "resourceVersion": "1"}
+            ctx.stores.of(kind.name).upsert(msgspec.convert({**doc, "metadata": meta}, kind.type))
+    (key,) = ctx.stores.servers.keys()
+
+    async def three_subscribers() -> None:
+        for _ in range(3):
+            await resolve_server(ctx, key)
+
+    anyio.run(three_subscribers)
+    assert len(calls) == 1
+    server = ctx.stores.servers.get(key)
+    assert server is not None
+    ctx.stores.servers.upsert(
+        msgspec.structs.replace(
+            server, metadata=msgspec.structs.replace(server.metadata, resource_version="2")
+        )
+    )
+    anyio.run(three_subscribers)
+    assert len(calls) == 2
