@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -416,7 +417,23 @@ def assemble(plan: ImagePlan, *, quiet: bool = False) -> BuiltImage:
         partial.rename(archive)
     size = archive.stat().st_size
     log(quiet, f"{plan.name}: built {plan.ref} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f}s")
+    prune_archives(out, plan.name)
     return BuiltImage(plan.name, plan.ref, archive)
+
+
+KEEP_ARCHIVES = 3  # per image: every source change of thv makes a new ~70 MB archive
+
+
+def prune_archives(out: Path, name: str, keep: int = KEEP_ARCHIVES) -> list[Path]:
+    """Remove all but the ``keep`` newest archives of image ``name``; returns what was removed
+    (the layouts they came from stay: they are small and shared)."""
+    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{12}}\.tar")
+    archives = sorted(
+        (p for p in out.iterdir() if pattern.fullmatch(p.name)), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for old in archives[keep:]:
+        old.unlink(missing_ok=True)
+    return archives[keep:]
 
 
 # --------------------------------------------------------------------------- containerd

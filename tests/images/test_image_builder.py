@@ -38,6 +38,7 @@ from devcluster.images.oci import (
     content_key,
     files_layer,
     index_with_ref,
+    prune_archives,
     tree_digest,
 )
 
@@ -323,3 +324,16 @@ def test_static_base_has_nonroot_and_the_ca_bundle(tmp_path: Path) -> None:
         passwd = tar.extractfile("etc/passwd")
         assert passwd is not None and b"nonroot:x:65532:65532:" in passwd.read()
         assert "etc/ssl/certs/ca-certificates.crt" in tar.getnames()
+
+
+def test_prune_keeps_the_newest_archives_of_one_image(tmp_path: Path) -> None:
+    names = [f"thv-{i:012x}.tar" for i in range(5)] + [
+        "thv-runner-000000000000.tar",
+        "demo-mcp-000000000000.tar",
+    ]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    removed = prune_archives(tmp_path, "thv", keep=3)
+    assert sorted(p.name for p in removed) == ["thv-000000000000.tar", "thv-000000000001.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
