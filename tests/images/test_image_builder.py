@@ -337,3 +337,18 @@ def test_prune_keeps_the_newest_archives_of_one_image(tmp_path: Path) -> None:
     removed = prune_archives(tmp_path, "thv", keep=3)
     assert sorted(p.name for p in removed) == ["thv-000000000000.tar", "thv-000000000001.tar"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
+
+
+@pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("umoci", "gcc", "go")), reason="scripts/bootstrap.sh installs them"
+)
+def test_cli_builds_and_prints_refs(capsys: pytest.CaptureFixture[str]) -> None:
+    from devcluster.images.__main__ import main
+
+    assert main(["build", "pause", "--quiet"]) == 0
+    assert capsys.readouterr().out == "localhost/pause:3.10\n"
+    assert main(["build", "pause", "-q", "--archives"]) == 0
+    ref, archive = capsys.readouterr().out.split()
+    assert ref == "localhost/pause:3.10" and Path(archive).is_file()
+    assert main(["build", "no-such-image", "-q"]) == 1
+    assert "unknown image 'no-such-image'" in capsys.readouterr().err
