@@ -116,12 +116,48 @@ def create_server(
     )
 
 
+def _object(cp: ControlPlane, path: str) -> dict[str, Any]:
+    status, body = cp.api_request("GET", path)
+    return body if status == 200 and isinstance(body, dict) else {}
+
+
 def _ready(cp: ControlPlane, ns: str) -> bool:
-    _, dep = cp.api_request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/{NAME}")
-    _, sts = cp.api_request("GET", f"/apis/apps/v1/namespaces/{ns}/statefulsets/{NAME}")
+    dep = _object(cp, f"/apis/apps/v1/namespaces/{ns}/deployments/{NAME}")
+    sts = _object(cp, f"/apis/apps/v1/namespaces/{ns}/statefulsets/{NAME}")
     return bool(
         (dep.get("status") or {}).get("availableReplicas") and (sts.get("status") or {}).get("readyReplicas")
     )
+
+
+def diagnose(cp: ControlPlane, ns: str) -> str:
+    """Pods, their states and the last log lines of every container: what a failure message needs."""
+    import ssl
+    import urllib.request
+
+    lines = []
+    _, pods = cp.api_request("GET", f"/api/v1/namespaces/{ns}/pods")
+    for pod in pods.get("items", []) if isinstance(pods, dict) else []:
+        name = pod["metadata"]["name"]
+        for c in (pod.get("status") or {}).get("containerStatuses") or []:
+            lines.append(f"pod {name} container {c['name']}: ready={c.get('ready')} state={c.get('state')}")
+            req = urllib.request.Request(
+                f"{cp.server}/api/v1/namespaces/{ns}/pods/{name}/log?container={c['name']}&tailLines=30",
+                headers={"Authorization": f"Bearer {cp.admin_token}"},
+            )
+            try:
+                ctx = ssl.create_default_context(cafile=str(cp.ca_path))
+                with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                    lines.append(r.read().decode(errors="replace"))
+            except Exception as exc:
+                lines.append(f"(no log: {exc})")
+    return "\n".join(lines)
+
+
+def wait_ready(cp: ControlPlane, ns: str, timeout: float = 180) -> None:
+    try:
+        wait_for(lambda: _ready(cp, ns), timeout, "runner Deployment and MCP StatefulSet ready")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnose(cp, ns)}") from None
 
 
 def runner_url(cp: ControlPlane, ns: str) -> str:
@@ -206,7 +242,7 @@ def test_mcp_through_thv_runner_in_pods(
             proxy_mode=proxy_mode,
             custom_header=custom_header,
         )
-        wait_for(lambda: _ready(cp, ns), 180, "runner Deployment and MCP StatefulSet ready")
+        wait_ready(cp, ns)
         url = runner_url(cp, ns)
         mode = proxy_mode or "streamable-http"
 
@@ -268,7 +304,106 @@ def test_upstream_proxyrunner_in_configmap_mode(
             proxy_mode=None,
             custom_header=False,
         )
-        wait_for(lambda: _ready(cp, ns), 180, "upstream runner Deployment and MCP StatefulSet ready")
+        wait_ready(cp, ns)
         token = pod_keycloak.password_token()
         claims = anyio.run(_session_calls, runner_url(cp, ns), token, "streamable-http")
         check_exchanged(claims, token)
+
+
+async def _latencies(url: str, token: str, calls: int) -> list[float]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    async with (
+        http,
+        streamable_http_client(f"{url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        await session.call_tool("echo", {"message": "warm-up"})
+        out = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            await session.call_tool("echo", {"message": "x"})
+            out.append(time.perf_counter() - t0)
+        return out
+
+
+def _exchange(kc: KeycloakServer, subject: str) -> str:
+    r = httpx.post(
+        kc.token_url,
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": subject,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            "audience": TARGET_AUDIENCE,
+        },
+        auth=(PROXY_CLIENT_ID, PROXY_CLIENT_SECRET),
+        timeout=30,
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def test_runner_measurements(
+    real_cluster: ControlPlane,
+    real_namespace: str,
+    pod_keycloak: KeycloakServer,
+    pod_images: dict[str, str],
+    real_operator_kubeconfig: Path,
+) -> None:
+    """The closing note's numbers: apply → first tool call, added latency per MCP call (p50/p99,
+    through the runner vs the MCP server pod directly, both with a valid token), runner memory."""
+    cp, ns = real_cluster, real_namespace
+    started = time.monotonic()
+    with operator(real_operator_kubeconfig, ns, use_configmap=False, runner_image=pod_images["thv"]):
+        create_server(
+            cp,
+            ns,
+            pod_keycloak,
+            image=pod_images["demo-mcp"],
+            transport="streamable-http",
+            proxy_mode=None,
+            custom_header=False,
+        )
+        wait_ready(cp, ns)
+        token = pod_keycloak.password_token()
+        url = runner_url(cp, ns)
+        wait_for(
+            lambda: _try(lambda: anyio.run(_session_calls, url, token, "streamable-http")), 60, "first call"
+        )
+        first = time.monotonic() - started
+        via_runner = anyio.run(_latencies, url, token, 200)
+        _, pod = cp.api_request("GET", f"/api/v1/namespaces/{ns}/pods/{NAME}-0")
+        direct = anyio.run(
+            _latencies, f"http://{pod['status']['podIP']}:{MCP_PORT}", _exchange(pod_keycloak, token), 200
+        )
+        node = pod["spec"]["nodeName"]
+        _, summary = cp.api_request("GET", f"/api/v1/nodes/{node}/proxy/stats/summary")
+        runner_mib = [
+            c["memory"]["workingSetBytes"] / 2**20
+            for p in summary.get("pods", [])
+            if p["podRef"]["namespace"] == ns
+            and p["podRef"]["name"].startswith(f"{NAME}-")
+            and p["podRef"]["name"] != f"{NAME}-0"
+            for c in p.get("containers", [])
+            if c["name"] == "toolhive"
+        ]
+        print(
+            f"\napply → first tool call {first:.1f} s; echo p50/p99 direct {_pct(direct, 0.5):.1f}/{_pct(direct, 0.99):.1f} ms, "
+            f"via runner {_pct(via_runner, 0.5):.1f}/{_pct(via_runner, 0.99):.1f} ms "
+            f"(added {_pct(via_runner, 0.5) - _pct(direct, 0.5):.1f}/{_pct(via_runner, 0.99) - _pct(direct, 0.99):.1f} ms); "
+            f"runner working set {runner_mib} MiB"
+        )
+        assert _pct(via_runner, 0.5) < _pct(direct, 0.5) + 100
+
+
+def _try(fn: Any) -> bool:
+    try:
+        fn()
+    except Exception:
+        return False
+    return True
