@@ -24,6 +24,7 @@ from typing import IO, Final
 import msgspec
 
 from thv.api import runconfig as rc
+from thv.proxy.config import ConfigError
 
 __all__ = [
     "DEFAULT_COMPONENT",
@@ -56,7 +57,7 @@ _encoder: Final = msgspec.json.Encoder()
 _decoder: Final = msgspec.json.Decoder()
 
 
-class AuditConfigError(ValueError):
+class AuditConfigError(ConfigError):
     """The audit config file cannot be used (the message names it)."""
 
 

@@ -36,6 +36,7 @@ import yaml
 
 from thv.api import runconfig as rc
 from thv.middleware.jsonrpc import JSONObject, McpRequest
+from thv.proxy.config import ConfigError
 
 __all__ = ["AuthzError", "CedarAuthorizer", "Check", "load_authorizer"]
 
@@ -74,7 +75,7 @@ _PASS: Final = frozenset(
 )
 
 
-class AuthzError(ValueError):
+class AuthzError(ConfigError):
     """The authorization configuration cannot be used (the message says where and why)."""
 
 

@@ -60,7 +60,7 @@ from thv.proxy.asgi import Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from thv.runner.config import Middleware
 
-__all__ = ["ForwardFn", "McpChain", "build_chain"]
+__all__ = ["ForwardFn", "McpChain", "build_chain", "chain_from_runconfig"]
 
 log = logging.getLogger("thv.middleware")
 
@@ -607,3 +607,23 @@ def build_chain(
     if not tool_filter.active and authorizer is None and auditor is None and telemetry is None:
         return None
     return McpChain(tool_filter=tool_filter, authorizer=authorizer, auditor=auditor, telemetry=telemetry)
+
+
+def chain_from_runconfig(path: str) -> McpChain | None:
+    """``thv proxy --runconfig FILE``: the chain for the file's middleware settings, read by the
+    runner's own parser (one reading of the RunConfig for both commands)."""
+    from thv.proxy.config import ConfigError
+    from thv.runner.config import runner_config_from_runconfig
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"--runconfig: cannot read {path}: {exc.strerror}") from None
+    config = runner_config_from_runconfig(data, image="-", env={})
+    w = config.workload
+    return build_chain(
+        config.middleware,
+        server_name=w.name,
+        transport=w.proxy_mode if w.transport == "stdio" else w.transport,
+    )

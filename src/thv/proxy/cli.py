@@ -79,10 +79,16 @@ async def run_proxy(args: argparse.Namespace) -> int:
             raise ConfigError(
                 "no target: give --target URL (or --target-port, or target_port in the runconfig)"
             )
+        # MCP middleware hook (issue 15): the runconfig's tool filter, authz, audit and telemetry
+        mcp = None
+        if args.runconfig:
+            from thv.middleware.chain import chain_from_runconfig
+
+            mcp = chain_from_runconfig(args.runconfig)
     except ConfigError as exc:
         print(f"thv proxy: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return await serve(config)
+    return await serve(config, mcp=mcp)
 
 
 def main_from_args(args: argparse.Namespace) -> int:

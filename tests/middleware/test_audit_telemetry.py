@@ -1,0 +1,157 @@
+"""Audit events and MCP telemetry, through the proxy with the official MCP SDK client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+from chainlib import drive
+from mw_testlib import running, session
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from thv.api import runconfig as rc
+from thv.middleware.audit import Auditor
+from thv.middleware.authz import CedarAuthorizer
+from thv.middleware.chain import McpChain
+from thv.middleware.telemetry import McpTelemetry
+
+pytestmark = pytest.mark.anyio
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _events(sink: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in sink.getvalue().splitlines()]
+
+
+async def test_one_event_per_operation_and_no_token() -> None:
+    sink = io.StringIO()
+    auditor = Auditor(
+        rc.AuditConfig(include_request_data=True, include_response_data=True, max_data_size=400), out=sink
+    )
+    authz = CedarAuthorizer(['permit(principal, action, resource) unless { resource == Tool::"add" };'])
+    chain = McpChain(auditor=auditor, authorizer=authz)
+    with running("streamable-http", chain) as url:
+        async with session(url, "streamable-http", "alice-token") as s:
+            await s.list_tools()
+            await s.call_tool("echo", {"text": "small"})
+            await s.call_tool("echo", {"text": "x" * 1000})  # request bigger than max_data_size
+            with pytest.raises(Exception):  # noqa: B017 - the SDK's MCPError
+                await s.call_tool("add", {"a": 1, "b": 2})
+    events = _events(sink)
+    kinds = [(e["type"], e["outcome"]) for e in events]
+    assert kinds == [
+        ("mcp_initialize", "success"),
+        ("mcp_request", "success"),  # notifications/initialized
+        ("mcp_tools_list", "success"),
+        ("mcp_tool_call", "success"),
+        ("mcp_tool_call", "success"),
+        ("mcp_tool_call", "denied"),
+    ]
+    call = events[3]
+    assert call["subjects"] == {"user_id": "alice", "user": "alice"}
+    assert call["target"] == {"endpoint": "/mcp", "method": "tools/call", "name": "echo", "type": "tool"}
+    assert call["component"] == "toolhive-api" and call["source"]["type"] == "network"  # type: ignore[index]
+    assert call["data"]["request"]["params"]["arguments"] == {"text": "small"}  # type: ignore[index]
+    assert "small" in json.dumps(call["data"]["response"])  # type: ignore[index]
+    assert "data" not in events[4] or "request" not in events[4]["data"]  # type: ignore[operator]
+    assert isinstance(call["metadata"]["extra"]["duration_ms"], int)  # type: ignore[index]
+    everything = sink.getvalue()
+    assert "alice-token" not in everything and "Bearer" not in everything
+
+
+async def test_application_error_filters_and_log_file(tmp_path: Path) -> None:
+    log_file = tmp_path / "audit.log"
+    auditor = Auditor(rc.AuditConfig(log_file=str(log_file), event_types=["mcp_tool_call"]))
+    chain = McpChain(auditor=auditor)
+    call = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}'
+    await drive(chain, call, response=b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"boom"}}')
+    await drive(
+        chain,
+        b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+        response=b'{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}',
+    )
+    await drive(chain, call, status=500, response=b"oops")
+    auditor.close()
+    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(e["type"], e["outcome"]) for e in events] == [
+        ("mcp_tool_call", "application_error"),
+        ("mcp_tool_call", "error"),
+    ]
+    assert stat.S_IMODE(os.stat(log_file).st_mode) == 0o600
+
+
+def _telemetry(exporter: InMemorySpanExporter, rate: float = 1.0, *, tracing: bool = True) -> McpTelemetry:
+    config = rc.TelemetryConfig(
+        endpoint="collector:4318",
+        service_name="demo",
+        tracing_enabled=tracing,
+        sampling_rate=rate,
+        enable_prometheus_metrics_path=True,
+    )
+    return McpTelemetry(
+        config, server_name="demo", transport="streamable-http", span_processor=SimpleSpanProcessor(exporter)
+    )
+
+
+async def test_spans_per_operation_continue_the_callers_trace() -> None:
+    exporter = InMemorySpanExporter()
+    chain = McpChain(telemetry=_telemetry(exporter))
+    with running("streamable-http", chain) as url:
+        async with session(url, "streamable-http") as s:
+            await s.call_tool("echo", {"text": "hi"})
+        headers = {
+            "Authorization": "Bearer alice-token",
+            "traceparent": TRACEPARENT,
+            "Accept": "application/json, text/event-stream",
+        }
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "c", "version": "1"},
+            },
+        }
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.post("/mcp", json=body, headers=headers)).status_code == 200
+            metrics = (await http.get("/metrics")).text
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    call = spans["tools/call echo"]
+    assert call.attributes is not None
+    assert call.attributes["mcp.method.name"] == "tools/call"
+    assert call.attributes["gen_ai.tool.name"] == "echo"
+    assert call.attributes["mcp.server.name"] == "demo"
+    assert call.attributes["http.response.status_code"] == 200
+    assert call.attributes["thv.mcp.outcome"] == "success"
+    assert "hi" not in json.dumps(dict(call.attributes))  # never the arguments
+    init = spans["initialize c"]
+    assert f"{init.context.trace_id:032x}" == TRACEPARENT.split("-")[1]
+    assert init.parent is not None and f"{init.parent.span_id:016x}" == TRACEPARENT.split("-")[2]
+    assert (
+        'toolhive_mcp_requests_total{mcp_method="tools/call",mcp_resource_id="echo",method="POST",server="demo",status="success",status_code="200",transport="streamable-http"} 1.0'
+        in metrics
+    )
+
+
+async def test_sampling_rate_and_disabled_tracing() -> None:
+    call = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}'
+    exporter = InMemorySpanExporter()
+    chain = McpChain(telemetry=_telemetry(exporter, rate=0.0))
+    for _ in range(20):
+        await drive(chain, call, response=b'{"jsonrpc":"2.0","id":1,"result":{}}')
+    assert exporter.get_finished_spans() == ()  # rate 0: no root is sampled
+    exporter = InMemorySpanExporter()
+    telemetry = _telemetry(exporter, tracing=False)
+    assert telemetry.tracer is None
+    chain = McpChain(telemetry=telemetry)
+    await drive(chain, call, response=b'{"jsonrpc":"2.0","id":1,"result":{}}')
+    assert exporter.get_finished_spans() == ()
+    assert b"toolhive_mcp_tool_calls_total" in telemetry.metrics()[0]  # metrics still count
