@@ -180,3 +180,33 @@ def test_demo_mcp_image_answers_over_stdio_as_uid_1000(containerd: str) -> None:
         server.wait(30)
     assert replies[1]["result"]["serverInfo"]["name"] == "demo-mcp"
     assert replies[2]["result"]["structuredContent"] == {"token_seen": False}
+
+
+def test_coredns_serves_port_53_as_nonroot(containerd: str, tmp_path: Path) -> None:
+    """Upstream's CoreDNS image runs as nonroot with cap_net_bind_service on /coredns; so does
+    this one (the capability travels as an xattr of the layer)."""
+    coredns = build_image("coredns", quiet=True)
+    import_image(coredns, containerd_address=containerd)
+    cid = f"thv-images-dns-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "coredns.log"
+    ctr(containerd, "run", "-d", "--log-uri", f"file://{log}", coredns.ref, cid)
+    try:
+        deadline = time.monotonic() + 30
+        while ".:53" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
+            time.sleep(0.2)
+        assert "RUNNING" in ctr(containerd, "tasks", "ls"), log.read_text()
+        assert "permission denied" not in log.read_text()
+        status = ctr(containerd, "tasks", "exec", "--exec-id", "id", cid, "/coredns", "-version")
+        assert "CoreDNS-" in status
+    finally:
+        subprocess.run(
+            ["ctr", "--address", containerd, "-n", "k8s.io", "tasks", "rm", "-f", cid],
+            capture_output=True,
+            check=False,
+        )
+        subprocess.run(
+            ["ctr", "--address", containerd, "-n", "k8s.io", "containers", "rm", cid],
+            capture_output=True,
+            check=False,
+        )
