@@ -34,6 +34,7 @@ __all__ = [
     "FLAGS",
     "FLAGS_BY_NAME",
     "GRANT_TYPE_TOKEN_EXCHANGE",
+    "HEADER_NAME_PATTERN",
     "HEADER_STRATEGIES",
     "HEADER_STRATEGY_CUSTOM",
     "HEADER_STRATEGY_REPLACE",
@@ -99,13 +100,14 @@ HEADER_STRATEGY_REPLACE: Final = "replace"
 HEADER_STRATEGY_CUSTOM: Final = "custom"
 HEADER_STRATEGIES: Final = (HEADER_STRATEGY_REPLACE, HEADER_STRATEGY_CUSTOM)
 HEADER_NAME_MAX: Final = 256
-#: RFC 9110 ``token`` (a field name); the CRD's ``externalTokenHeaderName`` pattern is the same
-_HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: RFC 9110 ``token`` (a field name); the CRD's ``externalTokenHeaderName`` pattern must be the same
+HEADER_NAME_PATTERN: Final = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+_HEADER_NAME: Final = re.compile(HEADER_NAME_PATTERN)
 
 
 def is_header_name(name: str) -> bool:
     """The one header-name rule: an RFC 9110 ``token`` of at most 256 characters."""
-    return len(name) <= HEADER_NAME_MAX and _HEADER_NAME.fullmatch(name) is not None
+    return len(name) <= HEADER_NAME_MAX and _HEADER_NAME.match(name) is not None
 
 
 # --- middleware names (``middleware_configs[].type``), in upstream order -------------------------

@@ -119,7 +119,7 @@ class ProxyConfig(msgspec.Struct, frozen=True, kw_only=True):
 # shared normalisation
 
 
-def normalize_subject_token_type(value: str | None) -> str:
+def effective_subject_token_type(value: str | None) -> str:
     """Short form or URN → URN; empty → access-token URN; anything else is an error
     (:func:`thv.api.contract.effective_subject_token_type`)."""
     try:
@@ -171,7 +171,7 @@ def _token_exchange(
         client_secret=_secret(client_secret, env),
         audience=audience or "",
         scopes=_split_scopes(scopes),
-        subject_token_type=normalize_subject_token_type(subject_token_type),
+        subject_token_type=effective_subject_token_type(subject_token_type),
         header_strategy="custom" if strategy == "custom" else "replace",
         external_token_header_name=header if strategy == "custom" else None,
     )
