@@ -55,12 +55,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from operator_harness import OPERATOR_USER, operator_kubeconfig  # noqa: E402
-from peer import (  # noqa: E402
+from devcluster import ControlPlane
+from devcluster.controlplane import free_port
+from thv.crdgen import crd_objects
+from thvtest import manifests
+from thvtest.harness import OPERATOR_USER, operator_kubeconfig
+from thvtest.peer import (
     PEER_USER,
     RUNNER_IMAGE,
     TOOLHIVE_VERSION,
@@ -72,10 +72,7 @@ from peer import (  # noqa: E402
     peer_process,
 )
 
-from devcluster import ControlPlane  # noqa: E402
-from devcluster.controlplane import free_port  # noqa: E402
-from thv.crdgen import crd_objects  # noqa: E402
-
+ROOT = Path(__file__).resolve().parents[1]
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 HASH_ANN = "toolhive.stacklok.dev/externalauthconfig-hash"
 OPERATORS = ("thv", "peer")
@@ -269,29 +266,20 @@ class Watch:
 
 # -- scenario ------------------------------------------------------------------------------------
 def extauth(audience: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": "auth"},
-        "spec": {
-            "type": "tokenExchange",
-            "tokenExchange": {
-                "tokenUrl": "https://idp.example.com/token",
-                "clientId": "c",
-                "clientSecretRef": {"name": "s", "key": "k"},
-                "audience": audience,
-            },
-        },
-    }
+    return manifests.extauth(
+        "auth", audience=audience, secret=("s", "k"), tokenUrl="https://idp.example.com/token", clientId="c"
+    )
 
 
 def server(i: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPServer",
-        "metadata": {"name": f"s{i}"},
-        "spec": {"image": "example.invalid/mcp:1", "externalAuthConfigRef": {"name": "auth"}},
-    }
+    return manifests.mcpserver(
+        f"s{i}",
+        external_auth="auth",
+        image="example.invalid/mcp:1",
+        transport=None,
+        port=None,
+        permissionProfile=None,
+    )
 
 
 def setup_namespace(cp: ControlPlane, api: Api, ns: str, n: int, label: str) -> None:

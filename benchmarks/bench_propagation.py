@@ -15,13 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from devcluster import ControlPlane
+from thvtest.harness import OPERATOR_USER, install_crds, operator_kubeconfig, run_operator, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from operator_harness import OPERATOR_USER, install_crds, operator_kubeconfig, run_operator, wait_for  # noqa: E402
-
-from devcluster import ControlPlane  # noqa: E402
-
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 SIZES = (1, 10, 100)
 
@@ -125,7 +122,7 @@ def main() -> int:
                 latency = time.monotonic() - t0
                 time.sleep(5)  # status writes and echoes settle
                 writes = cp.audit.writes(mark, user=OPERATOR_USER, namespace=ns)
-                by = collections.Counter(
+                by: collections.Counter[str] = collections.Counter(
                     f"{w.object_ref.resource}{'/' + w.object_ref.subresource if w.object_ref.subresource else ''}"
                     for w in writes
                 )
@@ -140,8 +137,8 @@ def main() -> int:
         "| N servers | propagation (s) | operator writes for the change | per server | by resource | writes on resync |",
         "|---|---|---|---|---|---|",
     ]
-    for n, lat, total, by, idle in rows:
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(by.items()))
+    for n, lat, total, by_resource, idle in rows:
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(by_resource.items()))
         lines.append(f"| {n} | {lat:.2f} | {total} | {total / n:.2f} | {detail} | {idle} |")
     table = "\n".join(lines)
     print(table)

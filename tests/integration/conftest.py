@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from operator_harness import install_crds, operator_kubeconfig
 
 from devcluster import ControlPlane
+from thvtest.harness import install_crds, operator_kubeconfig
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 import msgspec
-from operator_harness import RUNNER_IMAGE
 
 from devcluster import ControlPlane
 from thv.api.crds import MCPExternalAuthConfig, MCPToolConfig
@@ -38,6 +37,8 @@ from thv.operator.offline import project, render_docs, unified_diff
 from thv.render.names import ANNOTATION_EXTAUTH_HASH, ANNOTATION_TOOLCONFIG_HASH
 from thv.render.settings import OperatorSettings
 from thv.writers.diff import is_subset
+from thvtest import manifests
+from thvtest.harness import RUNNER_IMAGE
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 SECRET_VALUE = "fault-suite-client-secret-d41d8cd9"
@@ -142,31 +143,19 @@ class OperatorProcess:
 def extauth(
     name: str, audience: str, header: str | None = None, scopes: list[str] | None = None
 ) -> dict[str, Any]:
-    te: dict[str, Any] = {
-        "tokenUrl": "https://idp.example.com/realms/mcp/protocol/openid-connect/token",
-        "clientId": "mcp-proxy",
-        "clientSecretRef": {"name": "fault-client", "key": "secret"},
-        "audience": audience,
-    }
-    if header:
-        te["externalTokenHeaderName"] = header
-    if scopes:
-        te["scopes"] = scopes
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": name},
-        "spec": {"type": "tokenExchange", "tokenExchange": te},
-    }
+    return manifests.extauth(
+        name,
+        audience=audience,
+        secret=("fault-client", "secret"),
+        tokenUrl="https://idp.example.com/realms/mcp/protocol/openid-connect/token",
+        clientId="mcp-proxy",
+        externalTokenHeaderName=header or None,
+        scopes=scopes or None,
+    )
 
 
 def toolconfig(name: str, tools: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPToolConfig",
-        "metadata": {"name": name},
-        "spec": {"toolsFilter": tools},
-    }
+    return manifests.toolconfig(name, toolsFilter=tools)
 
 
 @dataclass
@@ -359,8 +348,12 @@ def problems(cp: ControlPlane, ns: str, use_configmap: bool) -> list[str]:
     hashes = {("MCPExternalAuthConfig", c["metadata"]["name"]): c for c in extauths}
     hashes |= {("MCPToolConfig", c["metadata"]["name"]): c for c in toolconfigs}
     for (kind, name), cfg in hashes.items():
-        typ = MCPExternalAuthConfig if kind == "MCPExternalAuthConfig" else MCPToolConfig
-        want = config_hash(msgspec.convert(cfg, typ).spec)
+        spec = (
+            msgspec.convert(cfg, MCPExternalAuthConfig).spec
+            if kind == "MCPExternalAuthConfig"
+            else msgspec.convert(cfg, MCPToolConfig).spec
+        )
+        want = config_hash(spec)
         if (cfg.get("status") or {}).get("configHash") != want:
             out.append(f"stale status.configHash on {kind} {name}")
     for s in servers:
@@ -371,8 +364,8 @@ def problems(cp: ControlPlane, ns: str, use_configmap: bool) -> list[str]:
         ):
             ref = s["spec"].get(ref_key)
             if ref and (kind, ref["name"]) in hashes:
-                want = (hashes[(kind, ref["name"])].get("status") or {}).get("configHash")
-                if ann.get(annotation) != want:
+                current = (hashes[(kind, ref["name"])].get("status") or {}).get("configHash")
+                if ann.get(annotation) != current:
                     out.append(f"stale {annotation} on MCPServer {s['metadata']['name']}")
         status = s.get("status") or {}
         if status.get("phase") != "Running":

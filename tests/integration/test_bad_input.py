@@ -14,6 +14,7 @@ namespace: all manifests are applied at once, then each expected outcome is awai
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import socket
 import time
@@ -46,9 +47,9 @@ from bad_inputs import (
     Surfaced,
     cases,
 )
-from operator_harness import run_operator, wait_for
 
 from devcluster import ControlPlane
+from thvtest.harness import run_operator, wait_for
 
 GROUP_PATH = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 SECRET_ENV = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"
@@ -338,8 +339,8 @@ def test_bad_inputs_are_rejected_or_surfaced_and_nothing_else_breaks(
                 status, body = send(cp, ns, other, among.pop(0))
                 assert status == 201, body
             *setup, last = case.steps
-            for step in setup:
-                status, body = send(cp, ns, other, step)
+            for setup_step in setup:
+                status, body = send(cp, ns, other, setup_step)
                 assert status == 201, (case.id, body)
             answers[case.id] = send(cp, ns, other, last, case.query)
         for step in (*among, *CONTROLS_AFTER):
@@ -369,12 +370,12 @@ def test_bad_inputs_are_rejected_or_surfaced_and_nothing_else_breaks(
         for case in corpus:
             exp = case.expect
             if isinstance(exp, Surfaced):
-                checks[case.id] = lambda s, exp=exp: surfaced_problem(s, exp)
+                checks[case.id] = functools.partial(surfaced_problem, exp=exp)
             elif isinstance(exp, Rendered):
-                checks[case.id] = lambda s, exp=exp: rendered_problem(s, exp)
+                checks[case.id] = functools.partial(rendered_problem, exp=exp)
         for name in ("ctl-before", *(c["metadata"]["name"] for c in (*CONTROLS_AMONG, *CONTROLS_AFTER))):
-            checks[f"control {name}"] = lambda s, name=name: control_problem(
-                s, name, CONTROL_AUDIENCE, use_configmap
+            checks[f"control {name}"] = functools.partial(
+                control_problem, name=name, audience=CONTROL_AUDIENCE, use_configmap=use_configmap
             )
         t2 = time.monotonic()
         snap, unmet = wait_all(cp, ns, checks, SETTLE_TIMEOUT)
@@ -406,7 +407,12 @@ def test_bad_inputs_are_rejected_or_surfaced_and_nothing_else_breaks(
         snap, unmet = wait_all(
             cp,
             ns,
-            {n: lambda s, n=n: control_problem(s, n, "ctl-audience-2", use_configmap) for n in controls},
+            {
+                n: functools.partial(
+                    control_problem, name=n, audience="ctl-audience-2", use_configmap=use_configmap
+                )
+                for n in controls
+            },
             90,
         )
         assert not unmet, unmet

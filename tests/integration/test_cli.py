@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import httpx
-from operator_harness import wait_for
 
 from devcluster import ControlPlane
 from devcluster.demo import apply_examples, status_table
+from thvtest.harness import wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -178,7 +178,7 @@ def test_sigterm_releases_the_leader_lease(
 ) -> None:
     """Two ``thv operator run --leader-elect`` processes: SIGTERM to the leader exits 0 and
     releases the Lease, so the standby leads within a retry period instead of a lease duration."""
-    from operator_harness import OPERATOR_NS
+    from thvtest.harness import OPERATOR_NS
 
     lease = f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NS}/leases/toolhive-operator-leader-election"
     control_plane.api_request("DELETE", lease)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from operator_harness import run_operator, wait_for
 
 from devcluster import ControlPlane
 from devcluster.demo import apply_examples, status_table
+from thvtest.harness import run_operator, wait_for
 
 
 @pytest.mark.parametrize("use_configmap", [False, True], ids=["flags", "configmap"])

@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 from faults import OWNED, SECRET_VALUE, Churn, G, OperatorProcess, request, wait_converged
-from operator_harness import OPERATOR_USER
 
 from devcluster import ControlPlane
+from thvtest.harness import OPERATOR_USER
 
 TRIALS = int(os.environ.get("THV_FAULT_TRIALS", "2"))
 SEEDS = [1000 + i for i in range(TRIALS)]

@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import RUNNER_IMAGE, run_operator, wait_for
 
 from devcluster import ControlPlane
 from devcluster.demo import PATHS
@@ -40,6 +39,7 @@ from devcluster.helm import helm_binary
 from thv.clusterrole import cluster_role
 from thv.operator.leader import LEASE_NAME
 from thv.rbac import NAMESPACED_OWNERS, declared
+from thvtest.harness import RUNNER_IMAGE, run_operator, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "thv"

@@ -35,13 +35,13 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from operator_harness import run_operator, wait_for
 from test_operator import SECRET, G, create, extauth, get, server
 
 from devcluster import ControlPlane, build_binaries, dev_down, read_state
 from devcluster.controlplane import pid_alive, wait_for_exit
 from devcluster.jaeger import Jaeger, build_jaeger, find_traces
 from thv.observability.tracing import configure_tracing
+from thvtest.harness import run_operator, wait_for, wait_for_object
 
 N = 3
 ROOT = "watch MCPExternalAuthConfig MODIFIED"
@@ -107,7 +107,7 @@ class ScopedExport(SpanProcessor):
         """Export what is queued, then stop forwarding (for good)."""
         if self._open:
             self._open = False
-            self._batch.shutdown()
+            self._batch.shutdown()  # type: ignore[no-untyped-call]
 
     def shutdown(self) -> None:
         self.close()
@@ -228,13 +228,11 @@ def test_config_change_trace_is_found_in_jaeger(
         for i in range(N):
             create(cp, f"{G}/{ns}/mcpservers", server(f"t{i}"))
         for i in range(N):
-            wait_for(
-                lambda i=i: (
-                    (s := get(cp, f"{G}/{ns}/mcpservers/t{i}"))
-                    and (s.get("status") or {}).get("phase") == "Running"
-                ),
+            wait_for_object(
+                cp,
+                f"{G}/{ns}/mcpservers/t{i}",
+                lambda s: (s.get("status") or {}).get("phase") == "Running",
                 90,
-                "Running",
             )
         time.sleep(2)
         since = time.time()

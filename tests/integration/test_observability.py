@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from operator_harness import OPERATOR_NS, OPERATOR_USER, run_operator, wait_for
 from test_operator import SECRET, G, create, extauth, get, server
 
 from devcluster import ControlPlane
+from thvtest.harness import OPERATOR_NS, OPERATOR_USER, run_operator, wait_for, wait_for_object
 
 N = 3
 
@@ -28,13 +28,11 @@ def test_config_change_is_one_trace_across_servers_and_writes(
         for i in range(N):
             create(cp, f"{G}/{ns}/mcpservers", server(f"t{i}"))
         for i in range(N):
-            wait_for(
-                lambda i=i: (
-                    (s := get(cp, f"{G}/{ns}/mcpservers/t{i}"))
-                    and (s.get("status") or {}).get("phase") == "Running"
-                ),
+            wait_for_object(
+                cp,
+                f"{G}/{ns}/mcpservers/t{i}",
+                lambda s: (s.get("status") or {}).get("phase") == "Running",
                 90,
-                "Running",
             )
         time.sleep(2)
         spans.clear()

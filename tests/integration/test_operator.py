@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_harness import OPERATOR_USER, run_operator, wait_for
 
 from devcluster import ControlPlane
+from thvtest import manifests
+from thvtest.harness import OPERATOR_USER, run_operator, wait_for, wait_for_object
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 
@@ -23,39 +24,13 @@ G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 def extauth(
     name: str, audience: str = "mcp-backend", header: str | None = "X-Upstream-Token"
 ) -> dict[str, Any]:
-    te: dict[str, Any] = {
-        "tokenUrl": "https://oauth.example.com/token",
-        "clientId": "test-client-id",
-        "clientSecretRef": {"name": "oauth-test-secret", "key": "client-secret"},
-        "audience": audience,
-        "scopes": ["read", "write"],
-    }
-    if header:
-        te["externalTokenHeaderName"] = header
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": name},
-        "spec": {"type": "tokenExchange", "tokenExchange": te},
-    }
+    return manifests.extauth(
+        name, audience=audience, scopes=["read", "write"], externalTokenHeaderName=header
+    )
 
 
 def server(name: str, ref: str | None = "test-external-auth", **spec: Any) -> dict[str, Any]:
-    s: dict[str, Any] = {
-        "image": "ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2",
-        "transport": "stdio",
-        "port": 8080,
-        "permissionProfile": {"type": "builtin", "name": "network"},
-        **spec,
-    }
-    if ref:
-        s["externalAuthConfigRef"] = {"name": ref}
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPServer",
-        "metadata": {"name": name},
-        "spec": s,
-    }
+    return manifests.mcpserver(name, external_auth=ref, **spec)
 
 
 SECRET = {"metadata": {"name": "oauth-test-secret"}, "stringData": {"client-secret": "test-secret-value"}}
@@ -63,13 +38,21 @@ SECRET = {"metadata": {"name": "oauth-test-secret"}, "stringData": {"client-secr
 
 def create(cp: ControlPlane, path: str, body: dict[str, Any]) -> dict[str, Any]:
     status, out = cp.api_request("POST", path, body)
-    assert status == 201, out
+    assert status == 201 and isinstance(out, dict), out
     return out
 
 
 def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
     status, out = cp.api_request("GET", path)
     return out if status == 200 else None
+
+
+def is_running(server: dict[str, Any]) -> bool:
+    return bool(server.get("status", {}).get("phase") == "Running")
+
+
+def running_and_hashed(server: dict[str, Any]) -> bool:
+    return is_running(server) and bool(server.get("status", {}).get("externalAuthConfigHash"))
 
 
 def container(dep: dict[str, Any]) -> dict[str, Any]:
@@ -256,22 +239,14 @@ def test_resync_and_restart_cause_zero_writes(
         )
     with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True) as running:
         for i in range(5):
-            wait_for(
-                lambda i=i: (
-                    (s := get(cp, f"{G}/{ns}/mcpservers/s{i}"))
-                    and s.get("status", {}).get("phase") == "Running"
-                    and s.get("status", {}).get("externalAuthConfigHash")
-                ),
-                90,
-                f"s{i} Running",
-            )
+            wait_for_object(cp, f"{G}/{ns}/mcpservers/s{i}", running_and_hashed, 90, f"s{i} Running")
         for i in range(100):
-            wait_for(
-                lambda i=i: (
-                    (c := get(cp, f"{G}/{ns}/mcptoolconfigs/tc{i}")) and c.get("status", {}).get("configHash")
-                ),
+            wait_for_object(
+                cp,
+                f"{G}/{ns}/mcptoolconfigs/tc{i}",
+                lambda c: c.get("status", {}).get("configHash"),
                 30,
-                f"tc{i} hashed",
+                f"tc{i}",
             )
 
         time.sleep(3)  # let the last echoes settle
@@ -345,20 +320,12 @@ def test_operator_upgrade_with_unchanged_manifests_writes_nothing(
     monkeypatch.setattr(thv, "__version__", "0.1.0")
     with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=use_configmap):
         for i in range(3):
-            wait_for(
-                lambda i=i: (
-                    (s := get(cp, f"{G}/{ns}/mcpservers/tel{i}"))
-                    and s.get("status", {}).get("phase") == "Running"
-                    and s.get("status", {}).get("externalAuthConfigHash")
-                ),
-                90,
-                f"tel{i} Running",
-            )
+            wait_for_object(cp, f"{G}/{ns}/mcpservers/tel{i}", running_and_hashed, 90, f"tel{i} Running")
         time.sleep(3)  # let the last echoes settle
     if use_configmap:
-        rc = json.loads(
-            get(cp, f"/api/v1/namespaces/{ns}/configmaps/tel0-runconfig")["data"]["runconfig.json"]
-        )  # type: ignore[index]
+        cm = get(cp, f"/api/v1/namespaces/{ns}/configmaps/tel0-runconfig")
+        assert cm is not None
+        rc = json.loads(cm["data"]["runconfig.json"])
         assert rc["telemetry_config"]["endpoint"] == "otel-collector.monitoring:4318"
         assert rc["telemetry_config"].get("serviceVersion", "") == ""  # the runner's own, at runtime
     deployments = {
@@ -411,11 +378,7 @@ def test_restart_annotations_rolling_and_immediate(
     dep_path = f"/apis/apps/v1/namespaces/{ns}/deployments/{{}}"
     with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
         for name in srv:
-            wait_for(
-                lambda name=name: (s := get(cp, srv[name])) and s.get("status", {}).get("phase") == "Running",
-                90,
-                f"{name} Running",
-            )
+            wait_for_object(cp, srv[name], is_running, 90, f"{name} Running")
         old_pods = wait_for(lambda: _proxy_pods(cp, ns, "now"), 60, "proxy pod of 'now'")
         generation = get(cp, dep_path.format("now"))["metadata"]["generation"]  # type: ignore[index]
         mark = cp.audit.mark()
@@ -423,11 +386,10 @@ def test_restart_annotations_rolling_and_immediate(
         _annotate(cp, srv["roll"], {RESTARTED_AT: "2026-01-02T03:04:05Z"})
         _annotate(cp, srv["now"], {RESTARTED_AT: "2026-01-02T03:04:05Z"})
         for name in srv:
-            wait_for(
-                lambda name=name: (
-                    (get(cp, srv[name]) or {}).get("metadata", {}).get("annotations", {}).get(LAST_PROCESSED)
-                    == "2026-01-02T03:04:05Z"
-                ),
+            wait_for_object(
+                cp,
+                srv[name],
+                lambda s: s["metadata"].get("annotations", {}).get(LAST_PROCESSED) == "2026-01-02T03:04:05Z",
                 60,
                 f"{name}: last-processed-restart",
             )

@@ -12,13 +12,13 @@ import anyio
 import anyio.lowlevel
 import kr8s
 import pytest
-from operator_harness import run_operator, wait_for
 from test_operator import SECRET, G, create, extauth, get, server
 
 from devcluster import ControlPlane
 from thv.kube import KubeClient, connect
 from thv.kube.resources import MCPEXTERNALAUTHCONFIGS
 from thv.writers.finalizers import add_finalizer, remove_finalizer
+from thvtest.harness import run_operator, wait_for
 
 
 def test_upstream_runner_in_flag_mode_is_loud(

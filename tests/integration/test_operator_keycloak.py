@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_harness import run_operator, wait_for
 from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE
 
 from devcluster import ControlPlane
 from thv.proxy import config_from_args, config_from_runconfig
+from thvtest.harness import run_operator, wait_for
 
 pytestmark = pytest.mark.keycloak
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"

@@ -8,17 +8,13 @@ The build is cached (``~/.cache/thv/toolhive``); a cold build takes about 4 minu
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from operator_harness import wait_for
-
 from devcluster import ControlPlane
 from thv.crdgen import crd_objects
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from peer import (
+from thvtest.harness import wait_for
+from thvtest.peer import (
     PEER_NS,
     PEER_ROLE,
     PEER_USER,

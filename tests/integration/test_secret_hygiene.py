@@ -33,10 +33,10 @@ import msgspec
 import pytest
 from bad_inputs import CASES, CLIENT_SECRET_VALUE, CONTROL_AUDIENCE, CONTROL_SETUP, CONTROLS_BEFORE, Surfaced
 from hygiene import SecretScanner
-from operator_harness import run_operator, wait_for
 from test_bad_input import GROUP_PATH, Snapshot, control_problem, send, surfaced_problem, wait_all
 
 from devcluster import ControlPlane
+from thvtest.harness import run_operator, wait_for
 
 SECRET_ENV = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"
 #: the bad inputs of the corpus that involve a Secret

@@ -68,10 +68,9 @@ async def test_deployment_becomes_available(kube: Any, namespace: str) -> None:
 
     async def available() -> bool:
         await dep.refresh()
-        conds = {c["type"]: c["status"] for c in (dep.raw.get("status") or {}).get("conditions") or []}
-        return (dep.raw.get("status") or {}).get("availableReplicas") == 2 and conds.get(
-            "Available"
-        ) == "True"
+        raw: dict[str, Any] = dep.raw
+        conds = {c["type"]: c["status"] for c in (raw.get("status") or {}).get("conditions") or []}
+        return (raw.get("status") or {}).get("availableReplicas") == 2 and conds.get("Available") == "True"
 
     await eventually(available, what="Deployment Available with 2 replicas")
     pods = [p async for p in kube.get(Pod, namespace=namespace, label_selector={"app": "web"})]
@@ -199,7 +198,8 @@ async def test_crd_is_served_and_validates(kube: Any, namespace: str) -> None:
 
         async def established() -> bool:
             await crd.refresh()
-            conds = (crd.raw.get("status") or {}).get("conditions") or []
+            raw: dict[str, Any] = crd.raw
+            conds = (raw.get("status") or {}).get("conditions") or []
             return any(c["type"] == "Established" and c["status"] == "True" for c in conds)
 
         await eventually(established, timeout=30, what="CRD Established")
@@ -220,7 +220,8 @@ async def test_crd_is_served_and_validates(kube: Any, namespace: str) -> None:
             await bad.create()
         assert err.value.response is not None
         assert err.value.response.status_code == 422
-        message = err.value.status["message"]
+        status: Any = err.value.status  # kr8s types it loosely: the decoded Status object
+        message = status["message"]
         assert "spec.size" in message and "spec.colour" in message, message
         assert not await bad.exists()
     finally:

@@ -175,16 +175,15 @@ def test_the_awkward_set_exercises_both_outcomes() -> None:
 def test_each_server_event_renders_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The two renderers and the status writer of one event share one resolution; a changed
     input (here: the server's resourceVersion) renders again."""
-    import thv.render.resolve
+    from thv.render.desired import render as real
 
     calls: list[str] = []
-    real = thv.render.resolve.render
 
     def counting(server: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(server.metadata.name)
         return real(server, *args, **kwargs)
 
-    monkeypatch.setattr(thv.render.resolve, "render", counting)
+    monkeypatch.setattr("thv.render.resolve.render", counting)
 
     async def publish(_: object) -> None:
         return None

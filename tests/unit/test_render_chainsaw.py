@@ -23,13 +23,13 @@ SECRET = _DOCS["Secret"]
 
 
 def _extauth() -> dict[str, Any]:
-    doc = copy.deepcopy(_DOCS["MCPExternalAuthConfig"])
+    doc: dict[str, Any] = copy.deepcopy(_DOCS["MCPExternalAuthConfig"])
     doc["status"] = {"configHash": "5f0c1a2b"}  # set by the operator on a live cluster
     return doc
 
 
 def _mcpserver() -> dict[str, Any]:
-    doc = copy.deepcopy(_DOCS["MCPServer"])
+    doc: dict[str, Any] = copy.deepcopy(_DOCS["MCPServer"])
     doc["metadata"]["uid"] = "0f4b2c8e-0000-4000-8000-000000000001"  # set by the API server
     return doc
 

@@ -44,11 +44,15 @@ import yaml
 from devcluster import ControlPlane
 from devcluster.controlplane import child_setup, free_port
 from devcluster.gobuild import run_build_script
+from devcluster.paths import tool_script
 from thv.crdgen import crd_objects
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD_SCRIPT = ROOT / "tools" / "toolhive" / "build.sh"
-MODULE_DIR = ROOT / "tools" / "toolhive"
+
+def _build_script() -> Path:
+    """``tools/toolhive/build.sh`` of the checkout (``THV_CHECKOUT`` or the working directory)."""
+    return tool_script("toolhive")
+
+
 TOOLHIVE_MODULE = "github.com/stacklok/toolhive"
 TOOLHIVE_VERSION = "v0.3.11"
 PEER_NS = "toolhive-system"
@@ -67,9 +71,9 @@ def say(msg: str) -> None:
 # -- build and module ----------------------------------------------------------------------------
 def build_peer(*, quiet: bool = False) -> Path:
     """Build (or take from the cache) the upstream operator; returns the binary's path."""
-    path = run_build_script(BUILD_SCRIPT, RuntimeError, quiet=quiet)
+    path = run_build_script(_build_script(), RuntimeError, quiet=quiet)
     if not os.access(path, os.X_OK):
-        raise RuntimeError(f"{BUILD_SCRIPT} printed {path}, which is not an executable")
+        raise RuntimeError(f"{_build_script()} printed {path}, which is not an executable")
     return path
 
 
@@ -78,14 +82,14 @@ def module_dir() -> Path:
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
     out = subprocess.run(
         ["go", "list", "-m", "-f", "{{.Dir}}", TOOLHIVE_MODULE],
-        cwd=MODULE_DIR,
+        cwd=_build_script().parent,
         env=env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
     if not out:
-        raise RuntimeError(f"{TOOLHIVE_MODULE} is not in the module cache; run {BUILD_SCRIPT}")
+        raise RuntimeError(f"{TOOLHIVE_MODULE} is not in the module cache; run {_build_script()}")
     return Path(out)
 
 
