@@ -39,6 +39,7 @@ from thv.render.settings import OperatorSettings
 from thv.writers.diff import is_subset
 from thvtest import manifests
 from thvtest.harness import RUNNER_IMAGE
+from thvtest.render import operator_render
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 SECRET_VALUE = "fault-suite-client-secret-d41d8cd9"
@@ -314,8 +315,13 @@ def problems(cp: ControlPlane, ns: str, use_configmap: bool) -> list[str]:
     ):
         docs += [{**i, "kind": kind} for i in items]
     settings = OperatorSettings.from_env(use_configmap=use_configmap, runner_image=RUNNER_IMAGE)
-    desired, errors = render_docs(docs, settings, ns)
+    secrets = [{**i, "kind": "Secret"} for i in _items(cp, f"/api/v1/namespaces/{ns}/secrets")]
+    desired, errors = render_docs(docs + secrets, settings, ns)
     out = [f"render: {e}" for e in errors if "warning" not in e]
+    # the end state rendered the operator's way (its gatherer over the same objects) is the same,
+    # whole objects and reasons, as thv render's
+    if operator_render(docs + secrets, settings, ns) != (desired, errors):
+        out.append("thv render and the operator's resolver disagree on the end state")
 
     uids = {s["metadata"]["name"]: s["metadata"]["uid"] for s in servers}
     live: dict[tuple[str, str], dict[str, Any]] = {}

@@ -6,7 +6,6 @@ equal, not a subset of fields."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,12 @@ import msgspec
 import pytest
 import yaml
 
-from thv.kube.errors import NotFound
-from thv.kube.resources import Resource
 from thv.operator.offline import render_docs
-from thv.render.resolve import Unresolved
 from thv.render.settings import OperatorSettings
 from thv.sources.kinds import BY_NAME
 from thv.subscribers.context import Context
 from thv.subscribers.gather import resolve_server
+from thvtest.render import ManifestReads, operator_render
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
@@ -94,61 +91,13 @@ def _sets() -> dict[str, list[dict[str, Any]]]:
 SETS = _sets()
 
 
-class _Client:
-    """The API reads the gatherer makes (Secrets and ConfigMaps), answered from the manifests."""
-
-    def __init__(self, docs: list[dict[str, Any]]) -> None:
-        self.docs = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-
-    async def get(self, res: Resource, name: str, namespace: str | None = None) -> bytes:
-        doc = self.docs.get((res.kind, name))
-        if doc is None:
-            raise NotFound(404, "NotFound", f"{res.plural} {name} not found")
-        data = {**(doc.get("data") or {}), **(doc.get("stringData") or {})}
-        return json.dumps({**doc, "data": data}).encode()
-
-
-def _operator_way(
-    docs: list[dict[str, Any]], settings: OperatorSettings
-) -> tuple[list[dict[str, Any]], list[str]]:
-    async def publish(_: object) -> None:
-        return None
-
-    ctx = Context(_Client(docs), settings, publish)  # type: ignore[arg-type]
-    servers: dict[str, None] = {}  # in first-seen order, as offline (a later manifest wins)
-    for doc in docs:
-        kind = BY_NAME.get(doc["kind"])
-        if kind is None or kind.name not in ("MCPServer", "MCPToolConfig", "MCPExternalAuthConfig"):
-            continue
-        meta = {**doc["metadata"], "namespace": doc["metadata"].get("namespace") or NS}
-        obj = msgspec.convert({**doc, "metadata": meta}, kind.type)
-        ctx.stores.of(kind.name).upsert(obj)
-        if kind.name == "MCPServer":
-            servers[f"{meta['namespace']}/{meta['name']}"] = None
-
-    async def run() -> tuple[list[dict[str, Any]], list[str]]:
-        bodies: list[dict[str, Any]] = []
-        errors: list[str] = []
-        for key in servers:
-            result = await resolve_server(ctx, key)
-            assert result is not None
-            if isinstance(result, Unresolved):
-                errors.append(f"MCPServer {key}: {result.reason}: {result.message}")
-            else:
-                bodies.extend(result.desired.bodies())
-                errors.extend(f"MCPServer {key}: warning: {w}" for w in result.desired.warnings)
-        return bodies, errors
-
-    return anyio.run(run)
-
-
 @pytest.mark.parametrize("use_configmap", [False, True], ids=["flags", "configmap"])
 @pytest.mark.parametrize("name", sorted(SETS))
 def test_thv_render_and_the_operator_agree_on_whole_objects(name: str, use_configmap: bool) -> None:
     docs = SETS[name]
     settings = OperatorSettings(use_configmap=use_configmap)
     offline, offline_errors = render_docs(docs, settings, NS)
-    operator, operator_errors = _operator_way(docs, settings)
+    operator, operator_errors = operator_render(docs, settings, NS)
     assert offline == operator
     assert offline_errors == operator_errors
     if any(d["kind"] == "MCPServer" for d in docs):
@@ -189,11 +138,11 @@ def test_each_server_event_renders_once(monkeypatch: pytest.MonkeyPatch) -> None
         return None
 
     docs = SETS["chainsaw-external-auth.yaml"]
-    ctx = Context(_Client(docs), OperatorSettings(), publish)  # type: ignore[arg-type]
+    ctx = Context(ManifestReads(docs, NS), OperatorSettings(), publish)  # type: ignore[arg-type]
     for doc in docs:
         kind = BY_NAME.get(doc["kind"])
         if kind is not None and kind.route.value in ("server", "config"):
-            meta = {**doc["metadata"], "namespace": NS, "resourceVersion": "1"}
+            meta = {**doc["metadata"], "resourceVersion": "1"}  # the fixture names its namespace
             ctx.stores.of(kind.name).upsert(msgspec.convert({**doc, "metadata": meta}, kind.type))
     (key,) = ctx.stores.servers.keys()
 
