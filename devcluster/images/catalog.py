@@ -46,6 +46,8 @@ from devcluster.images.oci import (
     files_layer,
     locked,
     log,
+    partial_path,
+    publish,
     run,
 )
 from devcluster.paths import checkout, tool_script
@@ -136,11 +138,9 @@ def _plan_pause(quiet: bool) -> ImagePlan:
     if not binary.is_file():
         binary.parent.mkdir(parents=True, exist_ok=True)
         log(quiet, f"pause: gcc {' '.join(PAUSE_CFLAGS)} {source}")
-        run(
-            ["gcc", *PAUSE_CFLAGS, "-o", f"{binary}.partial", source],
-            "gcc pause.c (install gcc and libc6-dev)",
-        )
-        os.rename(f"{binary}.partial", binary)
+        partial = partial_path(binary)
+        run(["gcc", *PAUSE_CFLAGS, "-o", partial, source], "gcc pause.c (install gcc and libc6-dev)")
+        publish(partial, binary)
     return ImagePlan(
         name="pause",
         repository="localhost/pause",
@@ -249,7 +249,7 @@ def build_image(name: str, *, quiet: bool = False) -> BuiltImage:
     if spec is None:
         raise ImageBuildError(f"unknown image {name!r}; known: {', '.join(IMAGES)}")
     root = cache_root()
-    with locked(root, quiet):
+    with locked(root, name, quiet):
         plan = spec.plan(quiet)
         return assemble(plan, quiet=quiet)
 

@@ -22,7 +22,10 @@ from devcluster.images.oci import (
     Layer,
     cache_root,
     content_key,
+    locked,
     log,
+    partial_path,
+    publish,
     run,
     tree_digest,
     write_tree_tar,
@@ -81,14 +84,18 @@ def base_layer() -> Layer:
 
     def write(tar_path: Path, quiet: bool) -> None:
         cached = cache_root() / "base" / f"{key[:16]}.tar"
-        if not cached.is_file():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".partial")
-            log(quiet, f"base: mmdebstrap {DEBIAN_SUITE} with {', '.join(BASE_PACKAGES)} (~60 s, once)")
-            t0 = time.monotonic()
-            run(mmdebstrap_command(partial), "mmdebstrap (the Debian base rootfs)")
-            partial.rename(cached)
-            log(quiet, f"base: {cached.stat().st_size / 1e6:.0f} MB rootfs in {time.monotonic() - t0:.0f}s")
+        with locked(cache_root(), "debian-base", quiet):  # images sharing the base wait for one mmdebstrap
+            if not cached.is_file():
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                partial = partial_path(cached)
+                log(quiet, f"base: mmdebstrap {DEBIAN_SUITE} with {', '.join(BASE_PACKAGES)} (~60 s, once)")
+                t0 = time.monotonic()
+                run(mmdebstrap_command(partial), "mmdebstrap (the Debian base rootfs)")
+                publish(partial, cached)
+                log(
+                    quiet,
+                    f"base: {cached.stat().st_size / 1e6:.0f} MB rootfs in {time.monotonic() - t0:.0f}s",
+                )
         os.link(cached, tar_path)
 
     return Layer("debian-base", key, write)
@@ -188,14 +195,14 @@ def _hatchling() -> Path:
     after the first time."""
     target = cache_root() / "tools" / HATCHLING.replace("==", "-")
     if not (target / "hatchling").is_dir():
-        partial = target.with_suffix(".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(target)
         run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", partial,
              HATCHLING],
             f"pip install {HATCHLING}",
         )  # fmt: skip
-        partial.rename(target)
+        publish(partial, target)
     return target
 
 

@@ -28,6 +28,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,16 +95,54 @@ def file_digest(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def locked(root: Path, quiet: bool) -> Iterator[None]:
-    """One builder at a time per cache (other processes wait, then reuse what it built)."""
+def locked(root: Path, name: str, quiet: bool) -> Iterator[None]:
+    """One builder at a time per image (another process building it waits, then reuses what it
+    built); different images build concurrently, sharing layers safely (:func:`publish`)."""
     root.mkdir(parents=True, exist_ok=True)
-    with (root / ".build.lock").open("w") as lock:
+    path = root / f".build-{name}.lock"
+    with path.open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(quiet, f"another image build is running; waiting for it (lock {root}/.build.lock)")
+            log(quiet, f"{name}: another process is building it; waiting (lock {path})")
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def partial_path(final: Path) -> Path:
+    """A private name beside ``final`` to build it under (unique per process and call)."""
+    return final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Move a finished file or directory into place, atomically. Everything cached is named by
+    its content, so when a concurrent builder published the same directory first, ours is dropped."""
+    if not partial.is_dir():
+        os.replace(partial, final)
+        return
+    try:
+        partial.rename(final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+STALE_PARTIAL_SECONDS = 6 * 3600
+
+
+def sweep_partials(directory: Path) -> None:
+    """Remove what builders killed mid-way left (``*.partial-*`` older than six hours)."""
+    if not directory.is_dir():
+        return
+    now = time.time()
+    for path in directory.glob("*.partial-*"):
+        with contextlib.suppress(OSError):
+            if now - path.lstat().st_mtime > STALE_PARTIAL_SECONDS:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
 
 
 def run(cmd: Sequence[str | os.PathLike[str]], what: str, **kwargs: object) -> str:
@@ -339,8 +378,8 @@ def _layout_for(layers: Sequence[Layer], quiet: bool) -> Path:
     if (final / "index.json").is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    partial = root / f"{chain[:32]}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    sweep_partials(root)
+    partial = partial_path(final)
     if not layers:
         run(["umoci", "init", "--layout", partial], "umoci init")
         run(["umoci", "new", "--image", f"{partial}:img"], "umoci new")
@@ -362,7 +401,7 @@ def _layout_for(layers: Sequence[Layer], quiet: bool) -> Path:
             )  # fmt: skip
             size = tar_path.stat().st_size
         log(quiet, f"layer {top.name}: {size / 1e6:.1f} MB in {time.monotonic() - t0:.1f}s")
-    partial.rename(final)
+    publish(partial, final)
     return final
 
 
@@ -412,9 +451,10 @@ def assemble(plan: ImagePlan, *, quiet: bool = False) -> BuiltImage:
         run(["umoci", "gc", "--layout", layout], f"umoci gc ({plan.name})")
         index_path = layout / "index.json"
         index_path.write_text(json.dumps(index_with_ref(json.loads(index_path.read_text()), plan.ref)))
-        partial = archive.with_suffix(".partial")
+        sweep_partials(out)
+        partial = partial_path(archive)
         write_archive(layout, partial)
-        partial.rename(archive)
+        publish(partial, archive)
     size = archive.stat().st_size
     log(quiet, f"{plan.name}: built {plan.ref} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f}s")
     prune_archives(out, plan.name)

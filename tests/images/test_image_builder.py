@@ -38,7 +38,10 @@ from devcluster.images.oci import (
     content_key,
     files_layer,
     index_with_ref,
+    partial_path,
     prune_archives,
+    publish,
+    sweep_partials,
     tree_digest,
 )
 
@@ -352,3 +355,30 @@ def test_cli_builds_and_prints_refs(capsys: pytest.CaptureFixture[str]) -> None:
     assert ref == "localhost/pause:3.10" and Path(archive).is_file()
     assert main(["build", "no-such-image", "-q"]) == 1
     assert "unknown image 'no-such-image'" in capsys.readouterr().err
+
+
+def test_publish_is_atomic_and_tolerates_a_concurrent_winner(tmp_path: Path) -> None:
+    final = tmp_path / "layout"
+    first, second = partial_path(final), partial_path(final)
+    assert first != second and first.parent == tmp_path and ".partial-" in first.name
+    for partial, marker in ((first, "1"), (second, "2")):
+        partial.mkdir()
+        (partial / "index.json").write_text(marker)
+    publish(first, final)
+    publish(second, final)  # the same content was published first: ours is dropped
+    assert (final / "index.json").read_text() == "1" and not second.exists()
+    archive = tmp_path / "a.tar"
+    for marker in ("x", "y"):
+        partial = partial_path(archive)
+        partial.write_text(marker)
+        publish(partial, archive)
+    assert archive.read_text() == "y" and sorted(p.name for p in tmp_path.iterdir()) == ["a.tar", "layout"]
+
+
+def test_stale_partials_are_swept(tmp_path: Path) -> None:
+    stale, fresh = partial_path(tmp_path / "old"), partial_path(tmp_path / "new")
+    stale.mkdir()
+    fresh.write_text("")
+    os.utime(stale, (0, 0))
+    sweep_partials(tmp_path)
+    assert not stale.exists() and fresh.exists()
