@@ -155,3 +155,23 @@ async def test_sampling_rate_and_disabled_tracing() -> None:
     await drive(chain, call, response=b'{"jsonrpc":"2.0","id":1,"result":{}}')
     assert exporter.get_finished_spans() == ()
     assert b"toolhive_mcp_tool_calls_total" in telemetry.metrics()[0]  # metrics still count
+
+
+async def test_otel_metrics_when_enabled() -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    config = rc.TelemetryConfig(endpoint="collector:4318", metrics_enabled=True, tracing_enabled=False)
+    telemetry = McpTelemetry(config, server_name="demo", transport="sse", metric_reader=reader)
+    chain = McpChain(telemetry=telemetry)
+    call = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}'
+    await drive(chain, call, response=b'{"jsonrpc":"2.0","id":1,"result":{}}')
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert {"toolhive_mcp_requests", "toolhive_mcp_request_duration", "toolhive_mcp_tool_calls"} <= set(names)
+    point = next(iter(names["toolhive_mcp_tool_calls"].data.data_points))
+    assert dict(point.attributes or {}) == {"server": "demo", "tool": "t", "status": "success"}
+    telemetry.shutdown()
+    disabled = McpTelemetry(rc.TelemetryConfig(endpoint="collector:4318", metrics_enabled=False))
+    assert disabled.meter_provider is None and disabled.tracer is None

@@ -194,3 +194,15 @@ def test_sse_decoder_terminators_and_split_points() -> None:
         events = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
         assert b"".join(e.raw for e in events) == stream
         assert [e.data for e in events if e.data is not None] == [b"1", b"x\ny", b"{}"]
+
+
+async def test_an_answer_too_big_to_filter_is_refused_else_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import thv.middleware.chain as chain_module
+
+    monkeypatch.setattr(chain_module, "MAX_ANSWER", 64)
+    big = json.dumps({"jsonrpc": "2.0", "id": 2, "result": {"tools": [{"name": f"t{i}"} for i in range(20)]}})
+    ex = await drive(chain(), b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}', response=big.encode(), chunk=16)
+    assert ex.status == 502 and b"secret" not in ex.body and b"t19" not in ex.body
+    other = json.dumps({"jsonrpc": "2.0", "id": 4, "result": {"prompts": [{"name": "p" * 200}]}}).encode()
+    ex = await drive(chain(), b'{"jsonrpc":"2.0","id":4,"method":"prompts/list"}', response=other, chunk=16)
+    assert (ex.status, ex.body) == (200, other)

@@ -38,6 +38,7 @@ from thv.middleware.audit import Auditor, AuditRecord, load_audit_config, outcom
 from thv.middleware.authz import LIST_FILTERS, CedarAuthorizer, load_authorizer
 from thv.middleware.jsonrpc import (
     CODE_DENIED,
+    CODE_INTERNAL_ERROR,
     CODE_INVALID_PARAMS,
     Body,
     JSONObject,
@@ -68,6 +69,10 @@ ForwardFn = Callable[[Scope, Receive, Send, list[tuple[bytes, bytes]]], Awaitabl
 Claims = Mapping[str, object] | None
 
 MAX_BODY: Final = 8 * 1024 * 1024
+#: JSON answers are buffered to be rewritten up to this size
+MAX_ANSWER: Final = 32 * 1024 * 1024
+#: how much of a streamed-through JSON answer is kept to spot a JSON-RPC error (audit, telemetry)
+OBSERVE_BYTES: Final = 64 * 1024
 DENIED_MESSAGE: Final = "Unauthorized"
 
 
@@ -500,23 +505,43 @@ class _Responder:
                     }
                 )
                 self.local = []
-        elif (mime == "application/json" and encoding in ("", "identity")) or (
-            self.status == 202 and self.local
-        ):
+        elif (
+            self.local and (mime == "application/json" or self.status == 202) and encoding in ("", "identity")
+        ) or (mime == "application/json" and encoding in ("", "identity") and self.chain.rewrites_responses):
             self.mode = "json"
             self.start = {**message, "headers": headers}
+        elif mime == "application/json" and self.pending:
+            self.mode = "observe"  # nothing to rewrite: stream it, keep the start to spot errors
+            await self._send(message)
         else:
             self.mode = "pass"
             await self._send(message)
 
     async def _body(self, chunk: bytes, more: bool) -> None:
+        if self.mode == "drop":
+            return
         if self.mode == "pass":
             self._capture(chunk)
             await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+        elif self.mode == "observe":
+            self._capture(chunk)
+            if self.size < OBSERVE_BYTES:
+                self.buffer.append(chunk)
+                self.size += len(chunk)
+            await self._send({"type": "http.response.body", "body": chunk, "more_body": more})
+            if not more:
+                decoded = decode_body(b"".join(self.buffer))
+                for msg in decoded.messages if decoded is not None else []:
+                    is_response, rid = response_id(msg)
+                    entry = self._lookup(rid) if is_response else None
+                    if entry is not None and entry.op is not None and "error" in msg:
+                        entry.op.answered_error = True
         elif self.mode == "json":
             self.buffer.append(chunk)
             self.size += len(chunk)
-            if not more:
+            if self.size > MAX_ANSWER:
+                await self._too_big(more)
+            elif not more:
                 await self._flush_json()
         else:
             out = b"".join([self._event(event) for event in self.decoder.feed(chunk)])
@@ -528,6 +553,22 @@ class _Responder:
                 self._capture(out)
                 async with self.lock:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
+
+    async def _too_big(self, more: bool) -> None:
+        """An answer too big to rewrite: through unchanged, unless it had to be filtered."""
+        assert self.start is not None
+        if any(e.filter_list or e.method == "tools/list" for e in self.pending.values()) or self.local:
+            log.warning("mcp answer over %d bytes could not be filtered; refused", MAX_ANSWER)
+            body = encode_message(error_response(None, CODE_INTERNAL_ERROR, "answer too large to filter"))
+            await _send_bytes(self._send, 502, body, b"application/json")
+            self.status = 502
+            self.mode = "drop"
+            return
+        self.mode = "pass"
+        headers = [(n, v) for n, v in self.start["headers"] if n.lower() != b"content-length"]
+        await self._send({**self.start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": b"".join(self.buffer), "more_body": more})
+        self.buffer = []
 
     def _event(self, event: SSEEvent) -> bytes:
         if event.data is None:

@@ -9,6 +9,8 @@
   ``rpc.system.name``, ``jsonrpc.request.id``, ``mcp.server.name``, ``mcp.transport``,
   ``gen_ai.tool.name``/``mcp.tool.name`` or ``gen_ai.prompt.name`` or ``mcp.resource.uri``,
   ``http.response.status_code``, ``thv.mcp.outcome``. Never arguments, tokens or bodies.
+* OTel metrics — with ``metricsEnabled`` and an ``endpoint``: the same counters and histogram
+  exported over OTLP/HTTP (``/v1/metrics``).
 * Metrics — with ``enablePrometheusMetricsPath``, ``GET /metrics`` on the proxy port (no token
   needed, as upstream) serves ``toolhive_mcp_requests_total``,
   ``toolhive_mcp_request_duration_seconds``, ``toolhive_mcp_tool_calls_total`` and
@@ -23,6 +25,8 @@ from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -52,8 +56,9 @@ class McpTelemetry:
         server_name: str = "",
         transport: str = "",
         span_processor: SpanProcessor | None = None,
+        metric_reader: MetricReader | None = None,
     ) -> None:
-        """``span_processor`` replaces the OTLP exporter (tests)."""
+        """``span_processor`` and ``metric_reader`` replace the OTLP exporters (tests)."""
         self.config = config
         self.server_name = server_name
         self.transport = transport
@@ -85,6 +90,30 @@ class McpTelemetry:
                     )
                 )
             self.tracer = self.provider.get_tracer("thv.middleware.telemetry")
+        resource = Resource.create(
+            {"service.name": config.service_name or server_name or "toolhive-mcp-proxy"}
+        )
+        self.meter_provider: MeterProvider | None = None
+        if config.metrics_enabled and (config.endpoint or metric_reader is not None):
+            if metric_reader is None:
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+                scheme = "http" if config.insecure else "https"
+                metric_reader = PeriodicExportingMetricReader(
+                    OTLPMetricExporter(
+                        endpoint=f"{scheme}://{config.endpoint.rstrip('/')}/v1/metrics",
+                        headers=dict(config.headers or {}),
+                    )
+                )
+            self.meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
+            meter = self.meter_provider.get_meter("thv.middleware.telemetry")
+            self.otel_requests = meter.create_counter("toolhive_mcp_requests", description="MCP requests")
+            self.otel_duration = meter.create_histogram(
+                "toolhive_mcp_request_duration", unit="s", description="MCP request duration"
+            )
+            self.otel_tool_calls = meter.create_counter(
+                "toolhive_mcp_tool_calls", description="MCP tool calls"
+            )
         self.registry: CollectorRegistry | None = None
         if config.enable_prometheus_metrics_path:
             self.registry = CollectorRegistry(auto_describe=True)
@@ -121,6 +150,8 @@ class McpTelemetry:
     def shutdown(self) -> None:
         if self.provider is not None:
             self.provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
 
     @property
     def serves_metrics(self) -> bool:
@@ -183,9 +214,25 @@ class McpTelemetry:
             elif status < 400 and outcome == "success":
                 span.set_status(trace.StatusCode.OK)
             span.end()
+        state = "success" if status < 400 and outcome == "success" else "error"
+        if self.meter_provider is not None:
+            attrs = {
+                "method": http_method,
+                "status_code": str(status),
+                "status": state,
+                "mcp_method": _label(request.method),
+                "mcp_resource_id": _label(request.resource_id),
+                "server": self.server_name,
+                "transport": self.transport,
+            }
+            self.otel_requests.add(1, attrs)
+            self.otel_duration.record(duration, attrs)
+            if request.method == "tools/call":
+                self.otel_tool_calls.add(
+                    1, {"server": self.server_name, "tool": _label(request.resource_id), "status": state}
+                )
         if self.registry is None:
             return
-        state = "success" if status < 400 and outcome == "success" else "error"
         labels = (
             http_method,
             str(status),
