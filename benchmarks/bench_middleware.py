@@ -133,7 +133,7 @@ async def _micro(count: int) -> list[str]:
     """The chain's own cost per call, in process (no network): ``McpChain.handle`` around a forward
     that answers at once, with filter + override + Cedar + audit (to /dev/null), vs the bare forward."""
     sys.path.insert(0, str(REPO / "tests" / "middleware"))
-    from chainlib import drive  # the tests' in-process driver
+    from chainlib import drive  # type: ignore[import-not-found]  # the tests' in-process driver
 
     from thv.middleware.chain import build_chain
     from thv.runner.config import runner_config_from_runconfig

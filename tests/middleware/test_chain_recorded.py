@@ -201,7 +201,9 @@ async def test_an_answer_too_big_to_filter_is_refused_else_passed(monkeypatch: p
 
     monkeypatch.setattr(chain_module, "MAX_ANSWER", 64)
     big = json.dumps({"jsonrpc": "2.0", "id": 2, "result": {"tools": [{"name": f"t{i}"} for i in range(20)]}})
-    ex = await drive(chain(), b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}', response=big.encode(), chunk=16)
+    ex = await drive(
+        chain(), b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}', response=big.encode(), chunk=16
+    )
     assert ex.status == 502 and b"secret" not in ex.body and b"t19" not in ex.body
     other = json.dumps({"jsonrpc": "2.0", "id": 4, "result": {"prompts": [{"name": "p" * 200}]}}).encode()
     ex = await drive(chain(), b'{"jsonrpc":"2.0","id":4,"method":"prompts/list"}', response=other, chunk=16)
