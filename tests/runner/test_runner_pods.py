@@ -194,7 +194,7 @@ async def _session_calls(url: str, token: str, proxy_mode: str) -> dict[str, Any
         echoed = await session.call_tool("echo", {"message": "hi"})
         assert "hi" in json.dumps(echoed.model_dump(mode="json"))
         who = await session.call_tool("whoami", {})
-        data = who.structuredContent or json.loads(who.content[0].text)  # type: ignore[union-attr]
+        data = who.structured_content or json.loads(who.content[0].text)  # type: ignore[union-attr]
         return dict(data.get("result", data)) if isinstance(data, dict) else {}
 
 
