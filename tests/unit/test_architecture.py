@@ -85,3 +85,18 @@ def test_every_rendered_kind_is_owned_and_watched() -> None:
         desired = render(server, settings)
         assert {obj.kind for obj in desired.objects()} <= set(OWNED)
         assert {kind for kind, _ in desired.unwanted} <= set(OWNED)
+
+
+@pytest.mark.parametrize("path", SUBSCRIBERS, ids=lambda p: p.name)
+def test_only_the_gatherer_reads_through_the_client(path: Path) -> None:
+    """Subscribers read current state from the Store; the few inputs thv does not watch (a Secret's
+    keys, user ConfigMaps) are read in ``gather.py`` only, behind its cache."""
+    calls = [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "client"
+    ]
+    assert not calls or path.name == "gather.py", f"{path.name}: client calls at lines {calls}"
