@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
 from thv.api.k8s import ConfigMap, Deployment, Role, RoleBinding, Service, ServiceAccount
 from thv.sources.events import EXTAUTH, MCPSERVER, TOOLCONFIG
@@ -70,9 +72,11 @@ class Stores:
         """Stores of the kinds thv creates for an MCPServer."""
         return [self.of(kind) for kind in OWNED]
 
-    def live(self, kind: str, namespace: str, name: str) -> Any | None:
+    def live(self, kind: str, namespace: str, name: str) -> msgspec.Struct | None:
         """The cached object ``kind`` ``namespace/name``, if any."""
-        return self.of(kind).get(f"{namespace}/{name}")
+        obj = self.of(kind).get(f"{namespace}/{name}")
+        assert obj is None or isinstance(obj, msgspec.Struct)
+        return obj
 
     def live_deployment(self, namespace: str, name: str) -> Deployment | None:
         return self.deployments.get(f"{namespace}/{name}")

@@ -68,7 +68,7 @@ class Applier:
         self.writes = 0
         self._sent: dict[tuple[str, str | None, str], _Sent] = {}
 
-    def _in_flight(self, key: tuple[str, str | None, str], body: bytes, live: Any | None) -> bool:
+    def _in_flight(self, key: tuple[str, str | None, str], body: bytes, live: msgspec.Struct | None) -> bool:
         sent = self._sent.get(key)
         if sent is None:
             return False
@@ -78,7 +78,7 @@ class Applier:
             return False
         return sent.body == body
 
-    async def apply(self, res: Resource, desired: Any, live: Any | None) -> Applied:
+    async def apply(self, res: Resource, desired: msgspec.Struct, live: msgspec.Struct | None) -> Applied:
         """Apply ``desired`` unless ``live`` already holds it (see :class:`Applied`).
 
         ``desired`` is a Struct or dict holding only thv's fields (apiVersion, kind,
@@ -101,7 +101,9 @@ class Applier:
         self.writes += 1
         return Applied.WROTE
 
-    async def delete(self, res: Resource, name: str, namespace: str | None, live: Any | None) -> bool:
+    async def delete(
+        self, res: Resource, name: str, namespace: str | None, live: msgspec.Struct | None
+    ) -> bool:
         """Delete an object thv no longer wants (only if it exists in the store)."""
         if live is None:
             return False
