@@ -53,6 +53,7 @@ class AuditEvent(msgspec.Struct, rename="camel", kw_only=True):
     request_uri: str = msgspec.field(default="", name="requestURI")
     user: AuditUser = msgspec.field(default_factory=AuditUser)
     user_agent: str = ""
+    source_ips: list[str] = msgspec.field(default_factory=list, name="sourceIPs")
     object_ref: AuditObjectRef = msgspec.field(default_factory=AuditObjectRef)
     response_status: AuditStatus = msgspec.field(default_factory=AuditStatus)
     stage_timestamp: str = ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from devcluster.gobuild import run_build_script
@@ -31,3 +33,32 @@ def helm_binary(*, quiet: bool = False) -> Path:
     if not os.access(path, os.X_OK):
         raise HelmBuildError(f"{path} is not an executable helm binary")
     return path
+
+
+@dataclass(frozen=True)
+class Helm:
+    """A helm binary run with its config, cache and data (and ``HOME``) in a private directory,
+    never the user's, and without ``HELM_*``/``KUBECONFIG`` from the environment."""
+
+    binary: Path
+    home: Path
+
+    def run(
+        self, *args: str, kubeconfig: Path | None = None, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_") and k != "KUBECONFIG"}
+        env |= {
+            "HOME": str(self.home),
+            "HELM_CACHE_HOME": str(self.home / "cache"),
+            "HELM_CONFIG_HOME": str(self.home / "config"),
+            "HELM_DATA_HOME": str(self.home / "data"),
+        }
+        cmd = [str(self.binary), *args]
+        if kubeconfig is not None:
+            cmd += ["--kubeconfig", str(kubeconfig)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise HelmBuildError(
+                f"helm {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+            )
+        return proc

@@ -1,4 +1,4 @@
-"""Helpers for tests on the real node: pods from locally built images, waits, exec and attach.
+"""Pods on a real node, for tests and the demo: create, wait, logs, exec and attach through the apiserver.
 
 ``exec``/``attach`` speak the apiserver's WebSocket streaming protocol (``v4.channel.k8s.io``:
 each binary frame starts with its channel, 0 stdin, 1 stdout, 2 stderr, 3 status) through
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from httpx_ws import WebSocketDisconnect, connect_ws
+from httpx_ws import WebSocketDisconnect, WebSocketSession, connect_ws
 
 from devcluster import ControlPlane
 
@@ -108,31 +108,37 @@ def _stream(
     send: bytes | None,
     until: Callable[[bytes], bool],
 ) -> tuple[bytes, bytes, dict[str, Any] | None]:
-    out, err, status = b"", b"", None
-    with (
-        _ws_client(cp) as client,
-        connect_ws(f"{path}?{urlencode(params)}", client, subprotocols=[STREAM_PROTOCOL]) as ws,
-    ):
-        if send is not None:
-            ws.send_bytes(b"\x00" + send)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                frame = ws.receive_bytes(timeout=max(0.1, deadline - time.monotonic()))
-            except (WebSocketDisconnect, queue.Empty):
-                break
-            if not frame:
-                continue
-            channel, data = frame[0], frame[1:]
-            if channel == 1:
-                out += data
-            elif channel == 2:
-                err += data
-            elif channel == 3 and data:
-                status = json.loads(data)
-                break
-            if until(out):
-                break
+    with _ws_client(cp) as client:
+        ws: WebSocketSession
+        with connect_ws(f"{path}?{urlencode(params)}", client, subprotocols=[STREAM_PROTOCOL]) as ws:
+            return _pump(ws, send, until)
+
+
+def _pump(
+    ws: WebSocketSession, send: bytes | None, until: Callable[[bytes], bool]
+) -> tuple[bytes, bytes, dict[str, Any] | None]:
+    out, err = b"", b""
+    status: dict[str, Any] | None = None
+    if send is not None:
+        ws.send_bytes(b"\x00" + send)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            frame = ws.receive_bytes(timeout=max(0.1, deadline - time.monotonic()))
+        except (WebSocketDisconnect, queue.Empty):
+            break
+        if not frame:
+            continue
+        channel, data = frame[0], frame[1:]
+        if channel == 1:
+            out += data
+        elif channel == 2:
+            err += data
+        elif channel == 3 and data:
+            status = json.loads(data)
+            break
+        if until(out):
+            break
     return out, err, status
 
 

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from nodekit import create, get, python_pod_spec, ready, wait_for
 
 from devcluster import hostnet
 from devcluster.controlplane import pid_alive
 from devcluster.images import build_image
 from devcluster.node import check_host
+from devcluster.podkit import create, get, python_pod_spec, ready, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nodekit import (
+
+from devcluster import ControlPlane
+from devcluster.node import NODE_IP, NODE_NAME
+from devcluster.podkit import (
     attach_to,
     create,
     exec_in,
@@ -29,9 +32,6 @@ from nodekit import (
     ready_pod,
     wait_for,
 )
-
-from devcluster import ControlPlane
-from devcluster.node import NODE_IP, NODE_NAME
 
 SERVER = """
 import http.server, os, socketserver

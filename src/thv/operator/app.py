@@ -55,6 +55,9 @@ class Operator:
     ctx: Context = field(init=False)
     informers: list[Informer[Any]] = field(init=False, default_factory=list)
     ready: anyio.Event = field(init=False, default_factory=anyio.Event)
+    synced: anyio.Event = field(init=False, default_factory=anyio.Event)
+    """Caches synced: what ``/readyz`` reports. A standby replica is ready (it can take over at
+    once) although it does not write until it leads; ``ready`` means leading and reconciling."""
     elector: LeaderElector | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -130,6 +133,9 @@ class Operator:
     def is_ready(self) -> bool:
         return self.ready.is_set()
 
+    def is_synced(self) -> bool:
+        return self.synced.is_set()
+
     async def run(self) -> None:
         """Run until cancelled (or until leadership is lost, which raises)."""
         self._build_informers()
@@ -137,10 +143,11 @@ class Operator:
             if self.health_address is not None:
                 from thv.observability.health import serve
 
-                tg.start_soon(serve, self.is_ready, *self.health_address)
+                tg.start_soon(serve, self.is_synced, *self.health_address)
             for informer in self.informers:
                 await tg.start(informer.run)
             log.info("caches synced: %s", ", ".join(f"{k}={n}" for k, n in self._store_sizes().items()))
+            self.synced.set()
             if self.leader_election_namespace:
                 self.elector = LeaderElector(self.client, self.leader_election_namespace)
                 tg.start_soon(self._lead, tg.cancel_scope)
