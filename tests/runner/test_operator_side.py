@@ -10,7 +10,7 @@ import yaml
 
 from thv.api.crds import MCPServer
 from thv.render.desired import render
-from thv.render.flags import runner_needs_runconfig
+from thv.render.flags import is_thv_runner_image, runner_needs_runconfig
 from thv.render.settings import DEFAULT_RUNNER_IMAGE, OperatorSettings
 
 
@@ -84,3 +84,22 @@ def test_duplicate_proxy_env_is_merged_last_wins_with_a_warning() -> None:
         "proxy env A is set more than once (resourceOverrides.proxyDeployment.env, or over thv's own); "
         "the last value is used"
     ]
+
+
+@pytest.mark.parametrize(
+    ("image", "thv"),
+    [
+        ("ghcr.io/thv-dev/thv:0.1.0", True),
+        ("localhost/thv:b5d6d3114223", True),
+        ("thv", True),
+        ("registry.example:5000/team/thv@sha256:" + "a" * 64, True),
+        ("localhost/toolhive-proxyrunner:v0.3.11", False),  # upstream's, built locally: its entrypoint
+        ("ghcr.io/stacklok/toolhive/proxyrunner:latest", False),
+        ("ghcr.io/thv-dev/thv-runner:test", False),
+        ("ghcr.io/example/thv-fork:1", False),
+    ],
+)
+def test_only_thvs_image_gets_the_thv_runner_command(image: str, thv: bool) -> None:
+    assert is_thv_runner_image(image) is thv
+    d = render(server("image: img"), OperatorSettings(runner_image=image))
+    assert container(d).command == (["thv-runner"] if thv else None)

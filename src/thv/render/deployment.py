@@ -57,7 +57,7 @@ from thv.api.meta import EnvVar, EnvVarSource, ObjectMeta, SecretKeySelector
 from thv.render import names
 from thv.render.common import merge_operator_wins, object_meta, server_name, server_namespace
 from thv.render.errors import REASON_INVALID_RESOURCES, RenderError
-from thv.render.flags import runner_ignores_token_exchange_flags
+from thv.render.flags import is_thv_runner_image
 from thv.render.settings import PLATFORM_OPENSHIFT, OperatorSettings
 
 __all__ = [
@@ -315,8 +315,8 @@ def deployment(
     container = Container(
         name=names.PROXY_CONTAINER,
         image=settings.runner_image,
-        # thv's image has ENTRYPOINT ["thv"]: start its runner; upstream's image keeps its entrypoint
-        command=None if runner_ignores_token_exchange_flags(settings.runner_image) else [RUNNER_COMMAND],
+        # thv's image has ENTRYPOINT ["thv"]: start its runner; any other image keeps its entrypoint
+        command=[RUNNER_COMMAND] if is_thv_runner_image(settings.runner_image) else None,
         args=list(args),
         env=list(env),
         ports=[

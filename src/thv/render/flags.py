@@ -66,6 +66,7 @@ __all__ = [
     "configmap_mode_args",
     "flag_mode_args",
     "flag_mode_warnings",
+    "is_thv_runner_image",
     "oidc_flags",
     "runner_ignores_token_exchange_flags",
     "runner_needs_runconfig",
@@ -90,6 +91,13 @@ def runner_ignores_token_exchange_flags(runner_image: str) -> bool:
 
 
 _VERSION_TAG = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+
+def is_thv_runner_image(runner_image: str) -> bool:
+    """thv's own image (repository ``…/thv``: ``ghcr.io/thv-dev/thv``, ``localhost/thv``): its
+    entrypoint is ``thv``, so the proxy container is given ``command: [thv-runner]``. Any other
+    image (upstream's proxyrunner wherever it is mirrored, a custom runner) keeps its entrypoint."""
+    return _repository(runner_image).lower().rsplit("/", 1)[-1] == "thv"
 
 
 def runner_needs_runconfig(runner_image: str) -> bool:
