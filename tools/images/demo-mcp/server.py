@@ -3,13 +3,17 @@
 
 Transports (``--transport`` or ``MCP_TRANSPORT``, as ToolHive sets it for a container):
 
-* ``stdio`` (default): JSON-RPC on stdin/stdout; there is no HTTP header, so no token is seen.
+* ``stdio`` (default): JSON-RPC on stdin/stdout; there is no HTTP header: a token the runner
+  hands over in ``params._meta["dev.thv/authorization"]`` (``Bearer <JWT>``) is verified like an
+  HTTP one when ``DEMO_MCP_JWKS_URL``/``DEMO_MCP_AUDIENCE`` are set, else no token is seen.
 * ``streamable-http``: ``http://MCP_HOST:MCP_PORT/mcp`` (default ``0.0.0.0:8080``). Every request
   must carry ``Authorization: Bearer <JWT>``, verified here: the signature by the key set at
   ``--jwks-url``/``DEMO_MCP_JWKS_URL``, ``aud`` must contain ``--audience``/``DEMO_MCP_AUDIENCE``,
   ``exp`` must lie ahead, and ``iss`` must equal ``--issuer``/``DEMO_MCP_ISSUER`` when given. A
   missing or bad token gets 401. ``--no-auth`` (``DEMO_MCP_NO_AUTH=1``) turns verification off,
-  explicitly.
+  explicitly. ``--token-header``/``DEMO_MCP_TOKEN_HEADER`` names the header whose bearer token is
+  verified instead of ``Authorization`` (thv's custom-header strategy keeps the user's token in
+  ``Authorization`` and puts the exchanged one there).
 
 Tools:
 
@@ -37,6 +41,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 REPORTED_CLAIMS = ("iss", "sub", "aud", "azp", "scope", "exp")
+META_AUTHORIZATION = "dev.thv/authorization"
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 TRANSPORTS = ("stdio", "streamable-http")
 log = logging.getLogger("demo-mcp")
@@ -94,14 +99,53 @@ def _token_of(ctx: Context[Any, Any]) -> AccessToken | None:
     return found if isinstance(found, AccessToken) else None
 
 
+def _bearer(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _meta_token(ctx: Context[Any, Any]) -> str | None:
+    """The bearer token a stdio bridge put into the request's ``_meta`` (no headers on stdio)."""
+    try:
+        meta: Any = ctx.request_context.meta
+    except (AttributeError, ValueError):
+        return None
+    if meta is None:
+        return None
+    if isinstance(meta, dict):
+        return _bearer(meta.get(META_AUTHORIZATION))
+    extra = getattr(meta, "model_extra", None) or {}
+    return _bearer(extra.get(META_AUTHORIZATION, getattr(meta, META_AUTHORIZATION, None)))
+
+
+class TokenHeader:
+    """ASGI: verify the bearer token of ``header`` instead of ``Authorization`` (moved there)."""
+
+    def __init__(self, app: Any, header: str) -> None:
+        self.app = app
+        self.header = header.lower().encode("latin-1")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = list(scope["headers"])
+            chosen = [v for n, v in headers if n.lower() == self.header]
+            rest = [(n, v) for n, v in headers if n.lower() not in (self.header, b"authorization")]
+            scope = {**scope, "headers": rest + ([(b"authorization", chosen[-1])] if chosen else [])}
+        await self.app(scope, receive, send)
+
+
 def build_server(
     *,
     jwks_url: str | None = None,
     audience: str | None = None,
     issuer: str | None = None,
     resource_url: str | None = None,
+    stdio_verifier: JWKSVerifier | None = None,
 ) -> MCPServer[Any]:
-    """The demo server; with ``jwks_url`` and ``audience``, HTTP requests need a valid token."""
+    """The demo server; with ``jwks_url`` and ``audience``, HTTP requests need a valid token;
+    ``stdio_verifier`` verifies the tokens a stdio bridge hands over in ``_meta``."""
     verifier = auth = None
     if jwks_url:
         if not audience:
@@ -124,9 +168,15 @@ def build_server(
     def whoami(ctx: Context[Any, Any]) -> dict[str, Any]:
         """Report the claims of the bearer token this request carried (never the token)."""
         token = _token_of(ctx)
-        if token is None:
+        claims: dict[str, Any] | None = (token.claims or {}) if token is not None else None
+        if claims is None and stdio_verifier is not None and (raw := _meta_token(ctx)):
+            try:
+                claims = stdio_verifier.decode(raw)
+            except (jwt.PyJWTError, jwt.PyJWKClientError) as err:
+                log.warning("rejected the token handed over in _meta: %s", err)
+                return {"token_seen": True, "token_valid": False}
+        if claims is None:
             return {"token_seen": False}
-        claims = token.claims or {}
         return {"token_seen": True, **{k: claims[k] for k in REPORTED_CLAIMS if k in claims}}
 
     @server.tool()
@@ -157,6 +207,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--issuer", default=env.get("DEMO_MCP_ISSUER") or None)
     p.add_argument("--resource-url", default=env.get("DEMO_MCP_RESOURCE_URL") or None)
     p.add_argument("--no-auth", action="store_true", default=env.get("DEMO_MCP_NO_AUTH") == "1")
+    p.add_argument("--token-header", default=env.get("DEMO_MCP_TOKEN_HEADER") or None)
     args = p.parse_args(argv)
     if args.transport == "streamable-http" and not args.no_auth and not (args.jwks_url and args.audience):
         p.error("streamable-http verifies tokens: give --jwks-url and --audience (or --no-auth)")
@@ -167,7 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     if args.transport == "stdio":
-        anyio.run(build_server().run_stdio_async)
+        stdio_verifier = None
+        if args.jwks_url and args.audience and not args.no_auth:
+            stdio_verifier = JWKSVerifier(args.jwks_url, args.audience, args.issuer)
+        anyio.run(build_server(stdio_verifier=stdio_verifier).run_stdio_async)
         return 0
     import uvicorn
 
@@ -178,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         resource_url=args.resource_url,
     )
     log.info("streamable-http on %s:%d/mcp (auth %s)", args.host, args.port, "off" if args.no_auth else "on")
-    uvicorn.run(http_app(server), host=args.host, port=args.port, log_level="info")
+    app = http_app(server)
+    if args.token_header:
+        app = TokenHeader(app, args.token_header)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
