@@ -114,12 +114,14 @@ def render_config(
     query_grpc_port: int,
     max_traces: int = 100_000,
     log_level: str = "info",
+    otlp_host: str = "127.0.0.1",
 ) -> dict[str, Any]:
     """A Jaeger v2 config (the shape of upstream's ``cmd/jaeger/internal/all-in-one.yaml``) with
-    only OTLP receivers, in-memory storage and the query extension, all on 127.0.0.1."""
-    protocols: dict[str, Any] = {"http": {"endpoint": f"127.0.0.1:{otlp_http_port}"}}
+    only OTLP receivers, in-memory storage and the query extension, all on 127.0.0.1 (the OTLP
+    receivers on ``otlp_host``)."""
+    protocols: dict[str, Any] = {"http": {"endpoint": f"{otlp_host}:{otlp_http_port}"}}
     if otlp_grpc_port is not None:
-        protocols["grpc"] = {"endpoint": f"127.0.0.1:{otlp_grpc_port}"}
+        protocols["grpc"] = {"endpoint": f"{otlp_host}:{otlp_grpc_port}"}
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query"],
@@ -253,10 +255,14 @@ class Jaeger(ManagedProcesses):
         max_traces: int = 100_000,
         quiet: bool = False,
         keep_dir: bool = False,
+        otlp_host: str = "127.0.0.1",
     ) -> None:
         """``base_dir``: parent of the data directory (config and log; default: the system temp
         dir); ``binary``: a prebuilt ``jaeger`` (default: :func:`build_jaeger`); ``otlp_grpc``:
-        also open the OTLP/gRPC receiver; ``keep_dir``: leave the data directory after stop."""
+        also open the OTLP/gRPC receiver; ``keep_dir``: leave the data directory after stop;
+        ``otlp_host``: where the OTLP receivers listen (the real node's ``NODE_IP`` lets pods
+        export to it; the query API stays on loopback)."""
+        self.otlp_host = otlp_host
         self.base_dir = base_dir
         self.binary = binary
         self.otlp_grpc = otlp_grpc
@@ -293,12 +299,12 @@ class Jaeger(ManagedProcesses):
     def otlp_http_endpoint(self) -> str:
         """Base URL of the OTLP/HTTP receiver, for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the SDK
         appends ``/v1/traces``)."""
-        return f"http://127.0.0.1:{self.otlp_http_port}"
+        return f"http://{self.otlp_host}:{self.otlp_http_port}"
 
     @property
     def otlp_grpc_endpoint(self) -> str | None:
         """``http://127.0.0.1:<port>`` of the OTLP/gRPC receiver, or ``None`` when disabled."""
-        return None if self.otlp_grpc_port is None else f"http://127.0.0.1:{self.otlp_grpc_port}"
+        return None if self.otlp_grpc_port is None else f"http://{self.otlp_host}:{self.otlp_grpc_port}"
 
     @property
     def query_url(self) -> str:
@@ -462,6 +468,7 @@ class Jaeger(ManagedProcesses):
             query_http_port=self.query_port,
             query_grpc_port=self.query_grpc_port,
             max_traces=self.max_traces,
+            otlp_host=self.otlp_host,
         )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
