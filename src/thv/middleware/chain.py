@@ -641,7 +641,8 @@ def build_chain(
         audit_config = load_audit_config(middleware.audit_config_path)
     auditor = None
     if audit_config is not None:
-        auditor = Auditor(audit_config, component=server_name, transport=transport, out=audit_out)
+        # upstream's runner passes the audit config's own component (default "toolhive-api")
+        auditor = Auditor(audit_config, transport=transport, out=audit_out)
     telemetry = None
     if middleware.telemetry is not None:
         telemetry = McpTelemetry(middleware.telemetry, server_name=server_name, transport=transport)
