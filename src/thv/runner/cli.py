@@ -46,19 +46,12 @@ def pod_namespace(invocation: Invocation, env: dict[str, str] | os._Environ[str]
 
 
 def not_enforced(config: RunnerConfig) -> list[str]:
-    """Middleware the runconfig asks for that thv's data plane does not enforce yet."""
-    m = config.middleware
+    """Settings the runconfig asks for that thv's data plane does not enforce. Tool filter and
+    overrides, Cedar authorization, audit and telemetry are enforced by :mod:`thv.middleware`
+    (built by the runtime before it serves)."""
     out = []
-    if m.tools_filter or m.tools_override:
-        out.append("tool filter / overrides")
-    if m.authz_config is not None or m.authz_config_path:
-        out.append("authorization (Cedar)")
-    if m.audit_config is not None or m.audit_config_path:
-        out.append("audit")
-    if m.telemetry is not None:
-        out.append("MCP telemetry middleware (the runner's own OTel traces follow OTEL_* env)")
     if config.middleware.oidc_introspection_url:
-        out.append("OIDC token introspection")
+        out.append("OIDC token introspection (opaque tokens)")
     return out
 
 
