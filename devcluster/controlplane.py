@@ -490,25 +490,15 @@ class ControlPlane(ManagedProcesses):
         self, path: Path, token: str, user: str = "user", namespace: str = "default"
     ) -> Path:
         """Write a kubeconfig for this cluster that authenticates with a bearer ``token``."""
-        ca = base64.b64encode(self.ca_path.read_bytes()).decode()
-        cfg = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "current-context": "thv-dev",
-            "clusters": [
-                {"name": "thv-dev", "cluster": {"server": self.server, "certificate-authority-data": ca}}
-            ],
-            "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [
-                {"name": "thv-dev", "context": {"cluster": "thv-dev", "user": user, "namespace": namespace}}
-            ],
-        }
-        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        path.chmod(0o600)
-        return path
+        return self._kubeconfig(path, user, {"token": token}, namespace)
 
     def write_client_cert_kubeconfig(self, path: Path, cert: Path, key: Path, user: str) -> Path:
         """Write a kubeconfig for this cluster that authenticates with a client certificate."""
+        return self._kubeconfig(path, user, {"client-certificate": str(cert), "client-key": str(key)})
+
+    def _kubeconfig(
+        self, path: Path, user: str, credentials: dict[str, str], namespace: str = "default"
+    ) -> Path:
         ca = base64.b64encode(self.ca_path.read_bytes()).decode()
         cfg = {
             "apiVersion": "v1",
@@ -517,8 +507,10 @@ class ControlPlane(ManagedProcesses):
             "clusters": [
                 {"name": "thv-dev", "cluster": {"server": self.server, "certificate-authority-data": ca}}
             ],
-            "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
-            "contexts": [{"name": "thv-dev", "context": {"cluster": "thv-dev", "user": user}}],
+            "users": [{"name": user, "user": credentials}],
+            "contexts": [
+                {"name": "thv-dev", "context": {"cluster": "thv-dev", "user": user, "namespace": namespace}}
+            ],
         }
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         path.chmod(0o600)

@@ -1,13 +1,18 @@
-"""The README's run command: a local control plane, thv's CRDs, the operator, the examples.
+"""The README's run command: the point of the project, shown on this machine.
 
-``python -m devcluster.demo [--use-configmap] [--once]`` starts everything, applies ``examples/``
-into the namespace ``thv-examples``, waits until every MCPServer is Running and every config
-hashed, prints their status, then keeps the operator running until Ctrl-C (``--once`` exits).
+``python -m devcluster.demo [--use-configmap] [--once]`` starts the local cluster with a real
+node, Keycloak on the host, installs the operator in-cluster with Helm (the locally built
+``thv`` image), applies ``examples/`` made runnable here (:func:`localize`), waits until every
+MCPServer is Running, then makes one MCP tool call with the official MCP SDK client through an
+example server's runner with a Keycloak user token, prints what the MCP server saw (the
+exchanged token) and how to make the same call by hand, and keeps everything running until
+Ctrl-C (``--once`` exits after the call).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -16,6 +21,16 @@ from typing import Any
 import yaml
 
 from devcluster import ControlPlane
+from devcluster.helm import Helm, helm_binary
+from devcluster.keycloak import (
+    PROXY_CLIENT_ID,
+    PROXY_CLIENT_SECRET,
+    TARGET_AUDIENCE,
+    KeycloakServer,
+    find_jdk,
+    install_keycloak,
+)
+from devcluster.node import NODE_IP
 from devcluster.paths import checkout
 
 NAMESPACE = "thv-examples"
@@ -40,11 +55,13 @@ def example_docs(directory: Path | None = None) -> list[dict[str, Any]]:
     return docs
 
 
-def apply_examples(cp: ControlPlane, ns: str, directory: Path | None = None) -> list[tuple[str, str]]:
-    """Create the examples in ``ns`` (idempotent); returns (kind, name) of each object."""
+def apply_examples(
+    cp: ControlPlane, ns: str, directory: Path | None = None, *, docs: list[dict[str, Any]] | None = None
+) -> list[tuple[str, str]]:
+    """Create the examples (or ``docs``) in ``ns`` (idempotent); returns (kind, name) of each object."""
     cp.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
     created = []
-    for doc in example_docs(directory):
+    for doc in docs if docs is not None else example_docs(directory):
         kind, name = doc["kind"], doc["metadata"]["name"]
         status, body = cp.api_request("POST", PATHS[kind].format(ns=ns), doc)
         if status not in (201, 409):
@@ -74,6 +91,107 @@ def status_table(cp: ControlPlane, ns: str) -> tuple[str, bool]:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows), settled
 
 
+def localize(docs: list[dict[str, Any]], *, image: str, kc: KeycloakServer) -> list[dict[str, Any]]:
+    """The examples, made runnable on this machine (no registry, no internet): every MCPServer
+    runs the demo MCP server image (``imagePullPolicy: Never``) and verifies the tokens it gets
+    against the local Keycloak; every token exchange goes to the local Keycloak as the
+    ``mcp-proxy`` client for the audience ``mcp-server``. Names and everything else stay."""
+    out = []
+    header_of: dict[str, str | None] = {}
+    secrets: set[str] = set()
+    for doc in docs:
+        if doc["kind"] == "MCPExternalAuthConfig":
+            te = doc["spec"]["tokenExchange"]
+            te.update(tokenUrl=kc.token_url, clientId=PROXY_CLIENT_ID, audience=TARGET_AUDIENCE)
+            te.pop("scopes", None)
+            if te.get("clientSecretRef"):
+                secrets.add(te["clientSecretRef"]["name"])
+            header_of[doc["metadata"]["name"]] = te.get("externalTokenHeaderName")
+    for doc in docs:
+        if doc["kind"] == "Secret" and doc["metadata"]["name"] in secrets:
+            doc["stringData"] = {k: PROXY_CLIENT_SECRET for k in doc.get("stringData", {"client-secret": ""})}
+        if doc["kind"] == "MCPServer":
+            spec = doc["spec"]
+            spec["image"] = image
+            spec.pop("tools", None)  # the demo server's tools are echo and whoami
+            ref = (spec.get("externalAuthConfigRef") or {}).get("name")
+            env = [e for e in spec.get("env", []) if not e["name"].startswith("DEMO_MCP_")]
+            if ref:
+                env += [
+                    {"name": "DEMO_MCP_JWKS_URL", "value": kc.jwks_url},
+                    {"name": "DEMO_MCP_AUDIENCE", "value": TARGET_AUDIENCE},
+                    {"name": "DEMO_MCP_ISSUER", "value": kc.issuer},
+                ]
+                if header_of.get(ref):
+                    env.append({"name": "DEMO_MCP_TOKEN_HEADER", "value": str(header_of[ref])})
+            else:
+                env.append({"name": "DEMO_MCP_NO_AUTH", "value": "1"})
+            spec["env"] = env
+            spec["podTemplateSpec"] = {"spec": {"containers": [{"name": "mcp", "imagePullPolicy": "Never"}]}}
+        out.append(doc)
+    return out
+
+
+def install_operator(cp: ControlPlane, helm: Helm, image: str, *, use_configmap: bool) -> float:
+    """``helm install`` of ``helm/thv`` with the locally built image; seconds until Ready."""
+    t0 = time.monotonic()
+    repo, tag = image.rsplit(":", 1)
+    helm.run(
+        "install", "thv", str(checkout() / "helm" / "thv"), "--namespace", "thv-system", "--create-namespace",
+        "--wait", "--timeout", "240s",
+        "--set", f"operator.image.repository={repo}", "--set", f"operator.image.tag={tag}",
+        "--set", "operator.image.pullPolicy=Never", "--set", f"operator.runnerImage={image}",
+        "--set", f"operator.useConfigMap={'true' if use_configmap else 'false'}",
+        kubeconfig=cp.kubeconfig,
+    )  # fmt: skip
+    cp.restart_controller_manager()  # its garbage collector learns the new CRDs' kinds at start
+    return time.monotonic() - t0
+
+
+def _claims(token: str) -> dict[str, Any]:
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def show_call(cp: ControlPlane, kc: KeycloakServer, server: str) -> bool:
+    """One MCP tool call through ``server``'s runner with alice's Keycloak token; prints what the
+    MCP server saw and how to make the same call by hand."""
+    import anyio
+
+    from devcluster.mcpcall import call_tool
+
+    _, svc = cp.api_request("GET", f"/api/v1/namespaces/{NAMESPACE}/services/mcp-{server}-proxy")
+    url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/mcp"
+    token = kc.password_token()
+    user = _claims(token)
+    t0 = time.monotonic()
+    out = anyio.run(lambda: call_tool(url, "whoami", token=token))
+    took = time.monotonic() - t0
+    seen = out.result
+    print(
+        f"""
+MCP call through {server}'s runner ({url}), as {user.get("preferred_username", "alice")}, in {took:.2f}s:
+  tools listed:            {", ".join(out.tools)}
+  the user's token:        iss={user.get("iss")}  aud={user.get("aud")}  azp={user.get("azp")}
+  the MCP server received: iss={seen.get("iss")}  aud={seen.get("aud")}  azp={seen.get("azp")}  sub={seen.get("sub")}
+  whoami answered:         {seen}
+The runner exchanged the user's token (RFC 8693) for one with audience {TARGET_AUDIENCE!r}; the MCP
+server verified its signature against Keycloak's keys and never saw the user's token.
+
+Make the same call yourself (from this machine):
+  TOKEN=$(curl -s {kc.token_url} -d grant_type=password -d client_id=mcp-client \\
+      -d username=alice -d password=alice-password | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  .venv/bin/python -m devcluster.mcpcall {url} whoami --token "$TOKEN"
+  export KUBECONFIG={cp.kubeconfig}
+""",
+        flush=True,
+    )
+    return seen.get("aud") == TARGET_AUDIENCE or TARGET_AUDIENCE in (seen.get("aud") or [])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devcluster.demo", description=__doc__.splitlines()[0] if __doc__ else ""
@@ -81,54 +199,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--use-configmap", action="store_true", help="RunConfig ConfigMap mode (default: flags)"
     )
-    parser.add_argument("--once", action="store_true", help="exit after the examples are reconciled")
+    parser.add_argument("--once", action="store_true", help="exit after the tool call")
     args = parser.parse_args(argv)
-    import anyio.from_thread
-
-    from thv.kube import connect
-    from thv.observability.logs import configure_logging
-    from thv.operator.app import Operator
-    from thv.operator.install import install_crds
-    from thv.render.settings import OperatorSettings
-
-    configure_logging("WARNING", json=False)
-    with ControlPlane() as cp:
-        settings = OperatorSettings.from_env(use_configmap=args.use_configmap)
-        with anyio.from_thread.start_blocking_portal() as portal:
-
-            async def make() -> Operator:
-                client = await connect(str(cp.kubeconfig))
-                say("installing CRDs")
-                await install_crds(client)
-                return Operator(client, settings, resync_period=300.0)
-
-            op = portal.call(make)
-            future = portal.start_task_soon(op.run)
-            while not op.ready.is_set():
-                if future.done():
-                    future.result()
-                time.sleep(0.1)
-            say(f"operator running ({'ConfigMap' if settings.use_configmap else 'flag'} mode)")
-            objs = apply_examples(cp, NAMESPACE)
-            say(f"applied {len(objs)} example objects into namespace {NAMESPACE}")
-            deadline = time.monotonic() + 120
+    t_start = time.monotonic()
+    with ControlPlane(node="real") as cp:
+        kc = KeycloakServer(
+            install_keycloak(), find_jdk(21), cp.dir / "logs" / "keycloak.log", http_host=NODE_IP
+        )
+        kc.start()
+        try:
+            thv_image = cp.node.load("thv")
+            demo_image = cp.node.load("demo-mcp")
+            helm = Helm(helm_binary(), cp.dir / "helm-home")
+            mode = "ConfigMap" if args.use_configmap else "flag"
+            say(f"installing the operator with Helm ({thv_image}, {mode} mode, 1 replica)")
+            took = install_operator(cp, helm, thv_image, use_configmap=args.use_configmap)
+            say(f"operator running in-cluster (Ready in {took:.1f}s)")
+            objs = apply_examples(cp, NAMESPACE, docs=localize(example_docs(), image=demo_image, kc=kc))
+            say(
+                f"applied {len(objs)} example objects into namespace {NAMESPACE} "
+                f"(images -> {demo_image}, token exchange -> the local Keycloak)"
+            )
+            deadline = time.monotonic() + 240
             table, settled = status_table(cp, NAMESPACE)
             while not settled and time.monotonic() < deadline:
                 time.sleep(1)
                 table, settled = status_table(cp, NAMESPACE)
             print(table, flush=True)
-            say("all examples reconciled" if settled else "some examples did not settle in 120s")
-            say(f"kubeconfig: {cp.kubeconfig}")
-            try:
-                if not args.once:
-                    say("operator keeps running; press Ctrl-C to stop everything")
-                    while not future.done():
-                        time.sleep(0.5)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                future.cancel()
-        return 0 if settled else 1
+            say("all examples Running" if settled else "some examples did not settle in 240s")
+            ok = settled and show_call(cp, kc, "fetch-with-auth")
+            say(f"from start to the tool's answer: {time.monotonic() - t_start:.0f}s")
+            if not args.once:
+                say("everything keeps running; press Ctrl-C to stop it all")
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(1)
+                        cp.check()
+            return 0 if ok else 1
+        finally:
+            kc.stop()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -633,15 +632,3 @@ def coredns_objects(image: str) -> list[tuple[str, dict[str, Any]]]:
             },
         ),
     ]
-
-
-def memory_of(pids: dict[str, int], read: Callable[[int], int] | None = None) -> dict[str, int]:
-    """RSS in bytes of each named process (for the closing measurements)."""
-
-    def rss(pid: int) -> int:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-    return {name: (read or rss)(pid) for name, pid in pids.items()}

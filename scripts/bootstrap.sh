@@ -2,6 +2,7 @@
 # Install everything thv's run and test commands need, reusing caches:
 #   - a Python venv in .venv with thv, bus and the dev tools (pip cache: ~/.cache/pip)
 #   - the local Kubernetes control plane built from Go modules (~/.cache/thv/controlplane)
+#   - with --demo (the run command): Helm, the real node and its images, Keycloak (below)
 #   - with --keycloak (the test command) or --all: Helm, Jaeger and the upstream ToolHive operator
 #     built from their Go modules (~/.cache/thv/{helm,jaeger,toolhive}), a JDK >= 21 check and Keycloak from Maven
 #     Central (~/.cache/thv/keycloak); and the real node: Debian's containerd, runc, CNI plugins,
@@ -29,16 +30,20 @@ fi
 
 say "control plane binaries (first build ~7 min on 2 cores, then cached)"
 tools/controlplane/build.sh >/dev/null
-if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; then
+wanted() { local w; for w in "$@"; do [ "$MODE" = "$w" ] && return 0; done; return 1; }
+MODE=${1:-}
+if wanted --keycloak --all --demo; then
   say "Helm v3.22.0 from its Go module (first build ~3 min, then cached)"
   tools/helm/build.sh >/dev/null
+fi
+if wanted --keycloak --all; then
   say "Jaeger v1.76.0 (v2.13.0) from its Go module (first build ~6 min, then cached)"
   tools/jaeger/build.sh >/dev/null
   say "upstream ToolHive operator v0.3.11, the benchmark peer, from its Go module (first build ~4 min, then cached)"
   tools/toolhive/build.sh >/dev/null
 fi
 
-if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ] || [ "${1:-}" = "--node" ]; then
+if wanted --keycloak --all --node --demo; then
   say "real node: Debian packages (containerd, runc, CNI plugins, iptables, umoci, mmdebstrap; ~20 s once)"
   tools/node/packages.sh
   say "kubelet + kube-proxy v1.36.3 from the Kubernetes module (first build ~6 min, then cached)"
@@ -47,7 +52,7 @@ if [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ] || [ "${1:-}" = "--node
   THV_CHECKOUT="$PWD" .venv/bin/python -m devcluster.images build --all >/dev/null
 fi
 
-if { [ "${1:-}" = "--keycloak" ] || [ "${1:-}" = "--all" ]; } && [ -x tools/keycloak/fetch.sh ]; then
+if wanted --keycloak --all --demo && [ -x tools/keycloak/fetch.sh ]; then
   say "Keycloak (first download ~200 MB from Maven Central, then cached)"
   tools/keycloak/fetch.sh >/dev/null
 fi

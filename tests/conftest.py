@@ -36,7 +36,13 @@ from devcluster import ControlPlane
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
 
+_RUN_FIRST = Path(__file__).parent / "node" / "test_lifecycle.py"
+"""Starts and stops real nodes of its own: it must run before any test opens ``real_cluster``
+(one real node per machine, and that fixture lives for the whole session)."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path != _RUN_FIRST)  # stable: the rest keep their order
     for item in items:
         in_dir = _INTEGRATION_DIR in item.path.parents
         names = getattr(item, "fixturenames", ())

@@ -23,16 +23,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+import devcluster.helm
 from devcluster import ControlPlane
 from devcluster.demo import PATHS
 from devcluster.helm import helm_binary
@@ -51,31 +50,9 @@ VALUE_SETS = {"default": [], "custom": ["-f", str(FIXTURES / "values-custom.yaml
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
-@dataclass(frozen=True)
-class Helm:
-    binary: Path
-    home: Path
-
-    def run(
-        self, *args: str, kubeconfig: Path | None = None, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        """Run helm with its config/cache/data (and HOME) in a private directory."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HELM_") and k != "KUBECONFIG"}
-        env |= {
-            "HOME": str(self.home),
-            "HELM_CACHE_HOME": str(self.home / "cache"),
-            "HELM_CONFIG_HOME": str(self.home / "config"),
-            "HELM_DATA_HOME": str(self.home / "data"),
-        }
-        cmd = [str(self.binary), *args]
-        if kubeconfig is not None:
-            cmd += ["--kubeconfig", str(kubeconfig)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"helm {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
+class Helm(devcluster.helm.Helm):
+    """``devcluster.helm.Helm`` plus ``helm template`` of the chart with the snapshots' fixed
+    release, namespace and Kubernetes version."""
 
     def template(self, *args: str) -> str:
         return self.run(
