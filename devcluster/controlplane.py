@@ -670,6 +670,15 @@ class ControlPlane(ManagedProcesses):
         (self._dir / "kwok.yaml").write_text("\n---\n".join(p.read_text().strip() for p in stages) + "\n")
         self._log(f"PKI, tokens and configs in {self._dir} ({time.monotonic() - t0:.1f}s)")
 
+    def spawn(self, name: str, args: list[str]) -> None:
+        """Start a component of this cluster (log, process group, dies with its parent, stopped
+        in reverse order by :meth:`stop`)."""
+        self._spawn(name, args)
+
+    def http_ok(self, url: str) -> bool:
+        """``GET url`` answers 200 (plain HTTP, e.g. a component's health endpoint)."""
+        return self._http_ok(url)
+
     def _spawn(self, name: str, args: list[str]) -> None:
         log_path = self.log_path(name)
         with log_path.open("ab") as log:

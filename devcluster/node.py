@@ -35,7 +35,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
@@ -46,8 +46,23 @@ from devcluster.paths import find_tool_script
 from devcluster.pki import issue_cert
 
 if TYPE_CHECKING:
-    from devcluster.controlplane import ControlPlane
     from devcluster.images import BuiltImage
+
+
+class NodeHost(Protocol):
+    """What a node needs of the cluster it joins (:class:`~devcluster.controlplane.ControlPlane`)."""
+
+    @property
+    def dir(self) -> Path: ...
+
+    def spawn(self, name: str, args: list[str]) -> None: ...
+
+    def http_ok(self, url: str) -> bool: ...
+
+    def api_request(self, method: str, path: str, body: Any | None = None) -> tuple[int, Any]: ...
+
+    def write_client_cert_kubeconfig(self, path: Path, cert: Path, key: Path, user: str) -> Path: ...
+
 
 NODE_NAME = "thv-node"
 NODE_LABEL = "thv.dev/node"
@@ -133,7 +148,7 @@ def reap_stale_node() -> bool:
 class RealNode:
     """The node's processes and host state, driven by its :class:`ControlPlane`."""
 
-    def __init__(self, cp: ControlPlane, *, quiet: bool = False) -> None:
+    def __init__(self, cp: NodeHost, *, quiet: bool = False) -> None:
         self.cp = cp
         self.quiet = quiet
         self.bin_dir: Path | None = None
@@ -358,7 +373,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         """containerd → images → kubelet (node Ready) → kube-proxy → CoreDNS."""
         assert self.bin_dir is not None
         cp = self.cp
-        cp._spawn(
+        cp.spawn(
             "containerd",
             ["containerd", "--config", str(self.dir / "containerd" / "config.toml"), "--log-level", "warn"],
         )
@@ -368,7 +383,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             self.load(name)
         self._log(f"node images ready in {time.monotonic() - t0:.1f}s")
         self._node_rbac()
-        cp._spawn(
+        cp.spawn(
             "kubelet",
             [
                 str(self.bin_dir / "kubelet"),
@@ -384,7 +399,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             ],
         )
         yield Wait(f"node {NODE_NAME}", self._node_ready, "kubelet", 120.0)
-        cp._spawn(
+        cp.spawn(
             "kube-proxy",
             [
                 str(self.bin_dir / "kube-proxy"),
@@ -404,7 +419,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         )
         yield Wait(
             "kube-proxy",
-            lambda: cp._http_ok(f"http://127.0.0.1:{self.proxy_healthz_port}/healthz"),
+            lambda: cp.http_ok(f"http://127.0.0.1:{self.proxy_healthz_port}/healthz"),
             "kube-proxy",
             60.0,
         )
