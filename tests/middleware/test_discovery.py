@@ -106,3 +106,32 @@ def test_backend_401_does_not_leak_the_backend() -> None:
     assert all("10.244" not in v and "headless" not in v for v in r.headers.values())
     assert f'resource_metadata="{METADATA}"' in r.headers["www-authenticate"]
     assert r.json()["error"] == "invalid_token"
+
+
+@pytest.mark.anyio
+async def test_the_sdk_client_discovers_the_authorization_server_through_the_proxy() -> None:
+    """What the MCP SDK's OAuth client does on a 401 (RFC 9728 discovery helpers of ``mcp``)."""
+    import httpx2
+    from mcp.client.auth.utils import (
+        build_protected_resource_metadata_discovery_urls,
+        extract_resource_metadata_from_www_auth,
+        handle_protected_resource_response,
+    )
+    from mw_testlib import demo_server
+    from proxy_testlib import free_port
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    with ServerThread(demo_server().streamable_http_app()) as backend:
+        config = ProxyConfig(target_url=backend.url, oidc=OIDCSettings(issuer=ISSUER, resource_url=resource))
+        with ServerThread(build_app(config, validator=FakeValidator()), port=port):
+            async with httpx2.AsyncClient(timeout=10) as http:
+                refused = await http.post(resource, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+                assert refused.status_code == 401
+                hint = extract_resource_metadata_from_www_auth(refused)
+                assert hint == f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp"
+                urls = build_protected_resource_metadata_discovery_urls(hint, resource)
+                metadata = await handle_protected_resource_response(await http.get(urls[0]))
+    assert metadata is not None
+    assert str(metadata.resource) == resource
+    assert [str(a).rstrip("/") for a in metadata.authorization_servers] == [ISSUER]
