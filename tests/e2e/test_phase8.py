@@ -5,7 +5,10 @@ Per mode (``operator.useConfigMap`` false = CLI flags, true = RunConfig ConfigMa
 the Helm chart), the operator runs **in-cluster**: ``helm install`` of ``helm/thv`` with the
 locally built ``thv`` image (operator and runner), exporting its traces to a Jaeger on the host.
 Then, in a fresh namespace, the tests below walk the seed's list; the test names are the seed's
-wording. Keycloak (realm ``mcp-test``) runs on the host at ``NODE_IP``, so the runner pod
+wording. The order is the issue's (criteria of the seed that need traffic come where the traffic
+is): the seed's "token exchange works with real OAuth provider" is checked right after the MCP
+server pod runs, before the update whose effect the next tool call shows, and the issue's "the
+runner pod creates the MCP server pod" is a test of its own after the Deployment's. Keycloak (realm ``mcp-test``) runs on the host at ``NODE_IP``, so the runner pod
 exchanges alice's token there and the demo MCP server pod verifies what it receives against
 Keycloak's keys (audience ``mcp-server``, issuer, signature).
 
@@ -15,8 +18,8 @@ demo MCP server checks that one audience. So the update changes another exchange
 the exchanged token shows: ``scopes: [phone]`` (an optional client scope of ``mcp-proxy``), seen
 by the MCP server as ``scope`` containing ``phone`` on the next tool call after the runner rolled.
 
-Traces (item 3): the operator pod's reconcile trace (``watch MCPServer ADDED`` → deliveries →
-``k8s apply deployments``) and the runner pod's request spans (``thv.proxy.request``,
+Traces (item 3): the operator pod's reconcile trace (``watch MCPServer …`` → ``bus.deliver …`` →
+``k8s apply deployments.apps``) and the runner pod's request spans (``thv.proxy.request``,
 ``thv.proxy.token_exchange`` from the runner's own tracer, ``tools/call whoami`` from the MCP
 telemetry middleware configured by ``spec.telemetry``) are read back through Jaeger's HTTP
 query API. A trace context crosses one boundary: the test's client span sends ``traceparent``
@@ -85,6 +88,7 @@ MCP_PORT = 8080
 OPERATOR_SERVICE = "thv-operator"  # the chart's otel.serviceName
 FINALIZER = "mcpexternalauthconfig.toolhive.stacklok.dev/finalizer"
 NEW_SCOPE = "phone"
+APPLY = "k8s apply deployments.apps"  # the operator's client span: k8s <verb> <resource>[.<group>]
 
 
 # -- module fixtures: one Keycloak, one Jaeger, the images --------------------------------------------
@@ -654,7 +658,7 @@ def _jaeger_holds(j: Jaeger, since: float) -> str:
         roots = sorted(
             {
                 f"{s['operationName']} {_tag(s, 'k8s.key') or ''}".strip()
-                for tr in j.find_traces(service, start=since - 5, limit=50)
+                for tr in j.find_traces(service, start=since - 5, limit=500)
                 for s in tr["spans"]
                 if _parent(s) is None
             }
@@ -668,21 +672,38 @@ def test_reconcile_trace_and_runner_request_spans_are_found_in_jaeger(phase8: Ph
     j = run.jaeger
     key = f"{run.ns}/{NAME}"
 
+    deployment = f"/namespaces/{run.ns}/deployments/{NAME}"
+
     def reconcile_trace() -> dict[str, Any] | None:
-        for tr in j.find_traces(OPERATOR_SERVICE, tags={"k8s.key": key}, start=run.started - 5, limit=200):
-            names = {s["operationName"] for s in tr["spans"]}
-            if "watch MCPServer ADDED" in names and "k8s apply deployments" in names:
-                return tr
-        return None
+        """The trace of the operator's first apply of the runner Deployment (the operator's
+        lease renewals fill Jaeger too: search by the apply's operation, then its url.path)."""
+        found = [
+            tr
+            for tr in j.find_traces(OPERATOR_SERVICE, operation=APPLY, start=run.started - 5, limit=500)
+            if any(
+                s["operationName"] == APPLY and str(_tag(s, "url.path")).endswith(deployment)
+                for s in tr["spans"]
+            )
+        ]
+        return min(found, key=lambda t: min(s["startTime"] for s in t["spans"])) if found else None
 
     try:
         tr = wait_for("the operator pod's reconcile trace in Jaeger", reconcile_trace, 60)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{_jaeger_holds(j, run.started)}") from None
     spans = {s["spanID"]: s for s in tr["spans"]}
-    root = next(s for s in tr["spans"] if s["operationName"] == "watch MCPServer ADDED")
-    assert _parent(root) is None and _tag(root, "k8s.key") == key
-    applies = [s for s in tr["spans"] if s["operationName"] == "k8s apply deployments"]
+    roots = [s for s in tr["spans"] if _parent(s) is None]
+    assert len(roots) == 1, [s["operationName"] for s in roots]
+    root = roots[0]
+    # the change that created the Deployment: an event of the MCPServer (or of its config)
+    assert root["operationName"].startswith(("watch MCPServer ", "watch MCPExternalAuthConfig ")), root
+    assert _tag(root, "k8s.key") in (key, f"{run.ns}/{EXT}"), root
+    applies = [
+        s
+        for s in tr["spans"]
+        if s["operationName"] == APPLY and str(_tag(s, "url.path")).endswith(deployment)
+    ]
+    assert applies
     for a in applies:  # every write hangs under a delivery, under the watch event
         chain, at = [], a
         while (p := _parent(at)) is not None and p in spans:
