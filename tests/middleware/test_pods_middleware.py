@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import ssl
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -35,10 +37,28 @@ from test_runner_pods import (
 )
 
 from devcluster import ControlPlane
+from devcluster.jaeger import Jaeger, get_trace
 
 __all__ = ["pod_images", "pod_keycloak", "real_operator_kubeconfig"]  # fixtures, re-exported
 
 RESOURCE = "https://mcp.example.test/mcp"
+PARENT_SPAN = "00f067aa0ba902b7"
+
+
+@pytest.fixture(scope="module")
+def pod_jaeger(real_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
+    """Jaeger with its OTLP/HTTP receiver on the node's host address, so pods can export to it."""
+    node = real_cluster.node
+    assert node is not None
+    jaeger = Jaeger(
+        base_dir=tmp_path_factory.mktemp("mw-jaeger"), otlp_host=node.host_ip, otlp_grpc=False, quiet=True
+    ).start()
+    try:
+        yield jaeger
+    finally:
+        jaeger.stop()
+
+
 POLICIES = [
     # policies name the real tool: the tool-call filter renames before authorization (upstream order)
     'permit(principal, action == Action::"call_tool", resource == Tool::"echo");',
@@ -64,7 +84,14 @@ def _add_tool_config(cp: ControlPlane, ns: str) -> None:
 
 
 def _create_server(
-    cp: ControlPlane, ns: str, kc: KeycloakServer, image: str, transport: str, proxy_mode: str | None
+    cp: ControlPlane,
+    ns: str,
+    kc: KeycloakServer,
+    image: str,
+    transport: str,
+    proxy_mode: str | None,
+    otlp_endpoint: str,
+    service: str,
 ) -> None:
     """The runner tests' MCPServer (token exchange to the demo server) plus the middleware, created
     at once (a later patch would roll the runner mid-test)."""
@@ -82,6 +109,15 @@ def _create_server(
                     },
                     "authzConfig": {"type": "inline", "inline": {"policies": POLICIES}},
                     "audit": {"enabled": True},
+                    "telemetry": {
+                        "openTelemetry": {
+                            "enabled": True,
+                            "endpoint": otlp_endpoint,
+                            "insecure": True,
+                            "serviceName": service,
+                            "tracing": {"enabled": True, "samplingRate": "1.0"},
+                        }
+                    },
                 }
             )
         original(cp, path, body)
@@ -97,8 +133,8 @@ def _create_server(
         test_runner_pods._apply = original
 
 
-async def _observe(url: str, token: str, mode: str) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
+async def _observe(url: str, token: str, mode: str, trace_id: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}", "traceparent": f"00-{trace_id}-{PARENT_SPAN}-01"}
     http = httpx2.AsyncClient(headers=headers, timeout=60)
     transport = (
         sse_client(f"{url}/sse", headers=headers)
@@ -154,6 +190,7 @@ def test_middleware_in_pods(
     pod_keycloak: KeycloakServer,
     pod_images: dict[str, str],
     real_operator_kubeconfig: Any,
+    pod_jaeger: Jaeger,
     use_configmap: bool,
     transport: str,
     proxy_mode: str | None,
@@ -162,10 +199,14 @@ def test_middleware_in_pods(
     cp, ns, kc = real_cluster, real_namespace, pod_keycloak
     with operator(real_operator_kubeconfig, ns, use_configmap=use_configmap, runner_image=pod_images["thv"]):
         _add_tool_config(cp, ns)
-        _create_server(cp, ns, kc, pod_images["demo-mcp"], transport, proxy_mode)
+        service = f"mw-pods-{mode}"
+        _create_server(
+            cp, ns, kc, pod_images["demo-mcp"], transport, proxy_mode, pod_jaeger.otlp_http_endpoint, service
+        )
         wait_ready(cp, ns)
         url = runner_url(cp, ns)
         token = kc.password_token()
+        trace_id = uuid.uuid4().hex
 
         # discovery (no token) and resource_metadata on the 401
         def discovered() -> bool:  # the patched server may still be rolling out
@@ -186,7 +227,7 @@ def test_middleware_in_pods(
         )
 
         try:
-            seen = anyio.run(_observe, url, token, mode)
+            seen = anyio.run(_observe, url, token, mode, trace_id)
         except Exception as exc:
             raise AssertionError(f"{exc!r}\n{diagnose(cp, ns)}") from None
         assert seen["tools"] == {"say": "Say it."}, seen  # whoami: filtered by policy; echo: renamed
@@ -206,3 +247,19 @@ def test_middleware_in_pods(
         assert ("whoami", "denied", sub) in calls, calls
         assert ("echo", "failure", sub) in calls, calls  # the call to the real name, refused
         assert token not in log
+
+        # spans per MCP operation, in Jaeger, continuing the caller's traceparent
+        def traced() -> dict[str, Any] | None:
+            trace = get_trace(pod_jaeger.query_url, trace_id)
+            names = {sp["operationName"] for sp in (trace or {}).get("spans", [])}
+            return trace if {"tools/call echo", "tools/call whoami"} <= names else None
+
+        trace = wait_for(traced, 60, "the runner's MCP spans in Jaeger")
+        spans = {sp["operationName"]: sp for sp in trace["spans"]}
+        echo = spans["tools/call echo"]
+        tags = {t["key"]: t["value"] for t in echo["tags"]}
+        assert tags["mcp.method.name"] == "tools/call" and tags["gen_ai.tool.name"] == "echo"
+        assert [r["spanID"] for r in echo["references"]] == [PARENT_SPAN]
+        whoami = {t["key"]: t["value"] for t in spans["tools/call whoami"]["tags"]}
+        assert whoami["thv.mcp.outcome"] == "denied"
+        assert trace["processes"][echo["processID"]]["serviceName"] == service
