@@ -43,7 +43,10 @@ async def test_one_event_per_operation_and_no_token() -> None:
             await s.call_tool("echo", {"text": "x" * 1000})  # request bigger than max_data_size
             with pytest.raises(Exception):  # noqa: B017 - the SDK's MCPError
                 await s.call_tool("add", {"a": 1, "b": 2})
-    events = _events(sink)
+    everything = _events(sink)
+    # the SDK's standalone GET stream and its closing DELETE are audited too (not MCP messages)
+    assert {e["type"] for e in everything} - {"sse_connection", "http_request"} != set()
+    events = [e for e in everything if e["type"] not in ("sse_connection", "http_request")]
     kinds = [(e["type"], e["outcome"]) for e in events]
     assert kinds == [
         ("mcp_initialize", "success"),
@@ -175,3 +178,28 @@ async def test_otel_metrics_when_enabled() -> None:
     telemetry.shutdown()
     disabled = McpTelemetry(rc.TelemetryConfig(endpoint="collector:4318", metrics_enabled=False))
     assert disabled.meter_provider is None and disabled.tracer is None
+
+
+async def test_requests_that_are_not_mcp_messages_are_audited_as_upstream() -> None:
+    sink = io.StringIO()
+    chain = McpChain(auditor=Auditor(rc.AuditConfig(), out=sink))
+    await drive(chain, b"", method="GET", content_type="text/event-stream", response=b": ping\n\n")
+    await drive(chain, b"{not json", status=400, response=b"no")
+    await drive(chain, b"", method="DELETE", status=200)
+    events = _events(sink)
+    assert [(e["type"], e["outcome"], e["target"]["method"]) for e in events] == [  # type: ignore[index]
+        ("http_request", "success", "GET"),  # no Accept: text/event-stream here
+        ("http_request", "failure", "POST"),
+        ("http_request", "success", "DELETE"),
+    ]
+
+
+async def test_sse_connection_event_when_the_stream_opens() -> None:
+    sink = io.StringIO()
+    chain = McpChain(auditor=Auditor(rc.AuditConfig(), out=sink))
+    with running("sse", chain) as url:
+        async with session(url, "sse") as s:
+            await s.list_tools()
+    types = [e["type"] for e in _events(sink)]
+    assert types[0] == "sse_connection"
+    assert "mcp_tools_list" in types and "mcp_initialize" in types

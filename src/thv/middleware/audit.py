@@ -101,6 +101,8 @@ class AuditRecord:
     request_data: bytes | None = None
     response_data: bytes | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    #: for requests that are not MCP messages: ``sse_connection`` or ``http_request`` (upstream)
+    event_type: str = ""
 
 
 class Auditor:
@@ -149,7 +151,7 @@ class Auditor:
 
     def event(self, record: AuditRecord) -> dict[str, object] | None:
         """The event for ``record`` (``None`` when its type is not audited)."""
-        etype = event_type(record.method)
+        etype = record.event_type or event_type(record.method)
         if not self.should_audit(etype):
             return None
         claims = record.claims or {}

@@ -210,12 +210,62 @@ class McpChain:
         ):
             if self.rewrites_responses:  # e.g. the legacy SSE stream carrying a session's answers
                 send = _Responder(self, scope, send, {}, [], None).send
-            return await forward(scope, receive, send, headers)
+            return await self._plain(scope, receive, send, headers, claims, forward)
         body, more = await self._read(receive)
         decoded = None if more else decode_body(body)
         if decoded is None:
-            return await forward(scope, _replay(body, more, receive), send, headers)
+            return await self._plain(scope, _replay(body, more, receive), send, headers, claims, forward)
         return await self._handle_messages(scope, receive, send, headers, claims, forward, decoded, body)
+
+    async def _plain(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        claims: Claims,
+        forward: ForwardFn,
+    ) -> int:
+        """A request that is not an MCP message: forwarded as is; audited as upstream does
+        (``sse_connection`` when a GET event stream opens, else ``http_request``)."""
+        auditor = self.auditor
+        if auditor is None:
+            return await forward(scope, receive, send, headers)
+        text = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in headers}
+        stream = scope["method"] == "GET" and "text/event-stream" in text.get("accept", "").lower()
+        started = time.monotonic()
+
+        def log_event(status: int) -> None:
+            auditor.log(
+                AuditRecord(
+                    method=scope["method"],
+                    resource_id="",
+                    endpoint=scope["path"],
+                    outcome=outcome_for_status(status),
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    client_ip=_client_ip(text, scope.get("client")),
+                    user_agent=text.get("user-agent", ""),
+                    claims=claims,
+                    event_type="sse_connection" if stream else "http_request",
+                )
+            )
+
+        logged = False
+
+        async def audited(message: Message) -> None:
+            nonlocal logged
+            if stream and not logged and message["type"] == "http.response.start":
+                logged = True  # a stream is audited when it opens, not when it ends
+                log_event(int(message["status"]))
+            await send(message)
+
+        status = 502
+        try:
+            status = await forward(scope, receive, audited, headers)
+            return status
+        finally:
+            if not logged:
+                log_event(status)
 
     async def _read(self, receive: Receive) -> tuple[bytes, bool]:
         from thv.proxy.forward import ClientDisconnected
