@@ -151,7 +151,6 @@ BAD_VALUES = [
     ),
     ("replicaCount=2", "at '': additional properties 'replicaCount' not allowed"),
     ("operator.useConfigMap=yes", "at '/operator/useConfigMap': got string, want boolean"),
-    ("operator.runnerImage=", "at '/operator/runnerImage': minLength: got 0, want 1"),
     ("operator.metricsPort=0", "at '/operator/metricsPort': minimum: got 0, want 1"),
     (
         "operator.watchNamespaces={Team_A}",
