@@ -36,7 +36,7 @@ from devcluster import ControlPlane
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
 
-_RUN_FIRST = Path(__file__).parent / "node" / "test_lifecycle.py"
+_RUN_FIRST = Path(__file__).parent / "node" / "test_node_lifecycle.py"
 """Starts and stops real nodes of its own: it must run before any test opens ``real_cluster``
 (one real node per machine, and that fixture lives for the whole session)."""
 
@@ -48,6 +48,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = getattr(item, "fixturenames", ())
         if in_dir or "control_plane" in names or "real_cluster" in names:
             item.add_marker(pytest.mark.integration)
+        if "real_cluster" in names or item.path == _RUN_FIRST:
+            item.add_marker(pytest.mark.realnode)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ veths, iptables rules, network namespaces or changed sysctls.
 
 Runs the daemon as ``python -m devcluster`` in subprocesses, as a user would; a pod is running
 on the node each time, so that there is real state (veth, netns, overlay and tmpfs mounts,
-cgroups) to clean up. Runs before ``test_smoke`` (one real node per machine).
+cgroups) to clean up. Runs before every other real-node test (one real node per machine).
 """
 
 from __future__ import annotations
