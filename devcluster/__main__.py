@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             info = state.get("jaeger")
             if info is not None:
                 print(
-                    f"Jaeger query API {info['query_url']}/api/traces?service=thv-operator "
-                    "(the Go module ships no UI assets)",
+                    f"Jaeger UI {info['ui_url']} (query API {info['query_url']}/api/traces?service=thv-operator; "
+                    "the UI page is a placeholder: the Go module ships no UI assets)",
                     file=sys.stderr,
                 )
                 print(f"export OTEL_EXPORTER_OTLP_ENDPOINT={info['otlp_http_endpoint']}")

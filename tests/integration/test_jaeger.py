@@ -362,5 +362,5 @@ def test_dev_jaeger_dies_with_a_killed_daemon(dev_state_dir: Path) -> None:
     os.kill(state["pid"], signal.SIGKILL)  # no cleanup runs: PR_SET_PDEATHSIG must take them down
     assert all(wait_for_exit(pid, 10) for pid in pids), [p for p in pids if pid_alive(p)]
     down = _dev("down", "--state-dir", str(dev_state_dir))
-    assert down.returncode == 0 and "no local control plane was running" in down.stderr
+    assert down.returncode == 0 and "no local cluster was running" in down.stderr
     assert not list(dev_state_dir.glob("thv-*")), list(dev_state_dir.iterdir())  # reaped
