@@ -203,3 +203,22 @@ async def test_sse_connection_event_when_the_stream_opens() -> None:
     types = [e["type"] for e in _events(sink)]
     assert types[0] == "sse_connection"
     assert "mcp_tools_list" in types and "mcp_initialize" in types
+
+
+async def test_environment_variables_and_custom_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOY_REGION", "eu-1")
+    exporter = InMemorySpanExporter()
+    config = rc.TelemetryConfig(
+        endpoint="collector:4318",
+        tracing_enabled=True,
+        sampling_rate=1.0,
+        environment_variables=["DEPLOY_REGION", "NOT_SET_ANYWHERE"],
+        custom_attributes={"team": "mcp"},
+    )
+    telemetry = McpTelemetry(config, server_name="demo", span_processor=SimpleSpanProcessor(exporter))
+    call = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}'
+    await drive(McpChain(telemetry=telemetry), call, response=b'{"jsonrpc":"2.0","id":1,"result":{}}')
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None and span.attributes["environment.DEPLOY_REGION"] == "eu-1"
+    assert "environment.NOT_SET_ANYWHERE" not in span.attributes
+    assert span.resource.attributes["team"] == "mcp" and span.resource.attributes["service.name"] == "demo"

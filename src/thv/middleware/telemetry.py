@@ -8,7 +8,9 @@
   ``<mcp method> <resource>`` (upstream's), kind SERVER, attributes ``mcp.method.name``,
   ``rpc.system.name``, ``jsonrpc.request.id``, ``mcp.server.name``, ``mcp.transport``,
   ``gen_ai.tool.name``/``mcp.tool.name`` or ``gen_ai.prompt.name`` or ``mcp.resource.uri``,
-  ``http.response.status_code``, ``thv.mcp.outcome``. Never arguments, tokens or bodies.
+  ``http.response.status_code``, ``thv.mcp.outcome``, and ``environment.<VAR>`` for each variable
+  ``environmentVariables`` lists (upstream); ``customAttributes`` join the resource. Never
+  arguments, tokens or bodies.
 * OTel metrics — with ``metricsEnabled`` and an ``endpoint``: the same counters and histogram
   exported over OTLP/HTTP (``/v1/metrics``).
 * Metrics — with ``enablePrometheusMetricsPath``, ``GET /metrics`` on the proxy port (no token
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Final
@@ -63,12 +66,20 @@ class McpTelemetry:
         self.server_name = server_name
         self.transport = transport
         self.provider: TracerProvider | None = None
+        custom = config.custom_attributes if isinstance(config.custom_attributes, dict) else {}
+        #: upstream's ``environment.<VAR>`` span attributes, for the variables the config lists
+        self.environment = {
+            f"environment.{name}": os.environ[name]
+            for name in config.environment_variables or []
+            if name in os.environ
+        }
         self.tracer: trace.Tracer | None = None
         if config.tracing_enabled and (config.endpoint or span_processor is not None):
             rate = min(max(float(config.sampling_rate), 0.0), 1.0)
             self.provider = TracerProvider(
                 resource=Resource.create(
                     {
+                        **custom,
                         "service.name": config.service_name or server_name or "toolhive-mcp-proxy",
                         **({"service.version": config.service_version} if config.service_version else {}),
                     }
@@ -91,7 +102,7 @@ class McpTelemetry:
                 )
             self.tracer = self.provider.get_tracer("thv.middleware.telemetry")
         resource = Resource.create(
-            {"service.name": config.service_name or server_name or "toolhive-mcp-proxy"}
+            {**custom, "service.name": config.service_name or server_name or "toolhive-mcp-proxy"}
         )
         self.meter_provider: MeterProvider | None = None
         if config.metrics_enabled and (config.endpoint or metric_reader is not None):
@@ -184,6 +195,7 @@ class McpTelemetry:
             "jsonrpc.protocol.version": "2.0",
             "mcp.server.name": self.server_name,
             "mcp.transport": self.transport,
+            **self.environment,
         }
         if request.has_id:
             attributes["jsonrpc.request.id"] = id_key(request.id).strip('"')
