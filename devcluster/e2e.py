@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 from mcp.client.session import ClientSession
@@ -136,6 +137,18 @@ def audiences(claims_: Mapping[str, Any]) -> list[str]:
     return [str(a) for a in aud] if isinstance(aud, list) else ([str(aud)] if aud else [])
 
 
+def ready_endpoints(cp: ControlPlane, ns: str, service: str) -> set[str]:
+    """The ready addresses of a Service's EndpointSlices."""
+    path = f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io/service-name%3D{service}"
+    return {
+        address
+        for sl in (get(cp, path) or {}).get("items", [])
+        for ep in sl.get("endpoints") or []
+        if (ep.get("conditions") or {}).get("ready")
+        for address in ep.get("addresses", [])
+    }
+
+
 def service_url(cp: ControlPlane, ns: str, service: str) -> str:
     """``http://<ClusterIP>:<port>`` of a Service, reachable from the host through kube-proxy."""
     svc = get(cp, f"/api/v1/namespaces/{ns}/services/{service}")
@@ -151,15 +164,24 @@ async def call_tool(
     token: str | None = None,
     headers: Mapping[str, str] | None = None,
     arguments: dict[str, Any] | None = None,
+    timeout: float = 60,
 ) -> dict[str, Any]:
     """Initialize a streamable-HTTP session at ``url`` (…/mcp) with the official MCP SDK client,
     sending ``headers`` (and the bearer ``token``) on every request; call ``tool``; its
-    structured result (or the JSON of its text). Raises on a tool error."""
+    structured result (or the JSON of its text). Raises on a tool error; ``timeout`` bounds
+    every HTTP request and the whole call."""
     sent = dict(headers or {})
     if token:
         sent["Authorization"] = f"Bearer {token}"
+    with anyio.fail_after(timeout):
+        return await _call(url, tool, sent, arguments, timeout)
+
+
+async def _call(
+    url: str, tool: str, sent: dict[str, str], arguments: dict[str, Any] | None, timeout: float
+) -> dict[str, Any]:
     async with (
-        httpx2.AsyncClient(headers=sent, timeout=60) as http,
+        httpx2.AsyncClient(headers=sent, timeout=timeout) as http,
         streamable_http_client(url, http_client=http) as (read, write, *_),
         ClientSession(read, write) as session,
     ):

@@ -64,6 +64,7 @@ from devcluster.e2e import (
     events_for,
     helm_install,
     helm_uninstall,
+    ready_endpoints,
     release_namespaces,
     service_url,
     wait_or_diagnose,
@@ -152,7 +153,11 @@ class Phase8:
         return diagnose(self.cp, self.ns, OPERATOR_NS)
 
     def wait(self, what: str, check: Any, timeout: float = 180) -> Any:
-        return wait_or_diagnose(self.cp, (self.ns, OPERATOR_NS), what, check, timeout)
+        self.seen.pop("last_error", None)
+        try:
+            return wait_or_diagnose(self.cp, (self.ns, OPERATOR_NS), what, check, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"last error: {self.seen.get('last_error')}\n{exc}") from None
 
 
 @pytest.fixture(scope="module", params=["flags", "configmap"])
@@ -265,13 +270,15 @@ def _deployment(run: Phase8) -> dict[str, Any]:
 
 def _whoami(run: Phase8, token: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
     url = service_url(run.cp, run.ns, f"mcp-{NAME}-proxy") + "/mcp"
-    return anyio.run(lambda: call_tool(url, "whoami", token=token, headers=headers))
+    # short: a connection kube-proxy still sends to a gone pod must not eat the whole wait
+    return anyio.run(lambda: call_tool(url, "whoami", token=token, headers=headers, timeout=10))
 
 
 def _try_whoami(run: Phase8, token: str) -> dict[str, Any] | None:
     try:
         return _whoami(run, token)
-    except Exception:
+    except Exception as exc:
+        run.seen["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
         return None
 
 
@@ -461,7 +468,8 @@ def test_token_exchange_works_with_real_oauth_provider_keycloak(phase8: Phase8) 
 def _try_whoami_with(run: Phase8, token: str, headers: dict[str, str]) -> dict[str, Any] | None:
     try:
         return _whoami(run, token, headers)
-    except Exception:
+    except Exception as exc:
+        run.seen["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
         return None
 
 
@@ -523,12 +531,21 @@ def test_mcpserver_deployment_is_updated_with_new_configuration(phase8: Phase8) 
         240,
     )
     rolled = time.monotonic() - t0
+    # the Service's endpoints are the new pods only (kube-proxy follows the EndpointSlices)
+    run.wait(
+        "the runner Service's ready endpoints are the new pods",
+        lambda: (
+            ready_endpoints(run.cp, run.ns, f"mcp-{NAME}-proxy")
+            == {p["status"].get("podIP") for p in _runner_pods(run)}
+        ),
+        60,
+    )
     # the next tool call carries the new exchange parameter
     token = run.kc.password_token()
     seen = run.wait(
         "a whoami answer with the new scope",
         lambda: (s := _try_whoami(run, token)) and NEW_SCOPE in str(s.get("scope", "")).split() and s,
-        60,
+        120,
     )
     assert audiences(seen) == [TARGET_AUDIENCE] and seen["azp"] == PROXY_CLIENT_ID, seen
     print(
@@ -550,7 +567,8 @@ def test_finalizer_prevents_deletion_of_referenced_mcpexternalauthconfig(phase8:
     assert NAME in condition(blocked, "DeletionBlocked")["message"]
     run.wait("a DeletionBlocked Event", lambda: events_for(run.cp, run.ns, EXT, "DeletionBlocked"), 30)
     # the server keeps working meanwhile
-    assert _try_whoami(run, run.kc.password_token()) is not None
+    token = run.kc.password_token()
+    run.wait("a tool call while the deletion is blocked", lambda: _try_whoami(run, token), 60)
 
 
 def test_finalizer_is_removed_when_no_mcpservers_reference_the_config(phase8: Phase8) -> None:
