@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from devcluster import ControlPlane
+from devcluster.e2e import helm_install
 from devcluster.helm import Helm, helm_binary
 from devcluster.keycloak import (
     PROXY_CLIENT_ID,
@@ -132,22 +133,6 @@ def localize(docs: list[dict[str, Any]], *, image: str, kc: KeycloakServer) -> l
     return out
 
 
-def install_operator(cp: ControlPlane, helm: Helm, image: str, *, use_configmap: bool) -> float:
-    """``helm install`` of ``helm/thv`` with the locally built image; seconds until Ready."""
-    t0 = time.monotonic()
-    repo, tag = image.rsplit(":", 1)
-    helm.run(
-        "install", "thv", str(checkout() / "helm" / "thv"), "--namespace", "thv-system", "--create-namespace",
-        "--wait", "--timeout", "240s",
-        "--set", f"operator.image.repository={repo}", "--set", f"operator.image.tag={tag}",
-        "--set", "operator.image.pullPolicy=Never", "--set", f"operator.runnerImage={image}",
-        "--set", f"operator.useConfigMap={'true' if use_configmap else 'false'}",
-        kubeconfig=cp.kubeconfig,
-    )  # fmt: skip
-    cp.restart_controller_manager()  # its garbage collector learns the new CRDs' kinds at start
-    return time.monotonic() - t0
-
-
 def _claims(token: str) -> dict[str, Any]:
     import base64
     import json
@@ -213,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             helm = Helm(helm_binary(), cp.dir / "helm-home")
             mode = "ConfigMap" if args.use_configmap else "flag"
             say(f"installing the operator with Helm ({thv_image}, {mode} mode, 1 replica)")
-            took = install_operator(cp, helm, thv_image, use_configmap=args.use_configmap)
+            took = helm_install(cp, helm, thv_image, use_configmap=args.use_configmap)
             say(f"operator running in-cluster (Ready in {took:.1f}s)")
             objs = apply_examples(cp, NAMESPACE, docs=localize(example_docs(), image=demo_image, kc=kc))
             say(

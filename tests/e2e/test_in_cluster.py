@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from devcluster import ControlPlane
+from devcluster.e2e import helm_install
 from devcluster.helm import Helm, helm_binary
 from devcluster.node import NODE_NAME
 from devcluster.podkit import create, get, pods, ready, wait_for
@@ -91,20 +92,8 @@ def installed(real_cluster: ControlPlane, tmp_path_factory: pytest.TempPathFacto
     helm = Helm(helm_binary(), tmp_path_factory.mktemp("helm-home"))
     thv_image = cp.node.load("thv")
     demo_image = cp.node.load("demo-mcp")
-    repo, tag = thv_image.rsplit(":", 1)
-    t0 = time.monotonic()
-    helm.run(
-        "install", RELEASE, str(CHART), "--namespace", NS, "--create-namespace", "--wait", "--timeout", "240s",
-        "--set", f"operator.image.repository={repo}",
-        "--set", f"operator.image.tag={tag}",
-        "--set", "operator.image.pullPolicy=Never",
-        "--set", f"operator.runnerImage={thv_image}",
-        "--set", "operator.replicas=2",
-        kubeconfig=cp.kubeconfig,
-    )  # fmt: skip
-    print(f"helm install --wait: {time.monotonic() - t0:.1f}s")
-    # the garbage collector learns new kinds (the CRDs the chart installed) at start only
-    cp.restart_controller_manager()
+    took = helm_install(cp, helm, thv_image, use_configmap=True, replicas=2)
+    print(f"helm install --wait: {took:.1f}s")
     ns = f"incluster-{uuid.uuid4().hex[:6]}"
     create(cp, "/api/v1/namespaces", {"metadata": {"name": ns}})
     wait_for("default ServiceAccount", lambda: get(cp, f"/api/v1/namespaces/{ns}/serviceaccounts/default"))
