@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh --keycloak
 echo "[test] ruff" >&2
-.venv/bin/ruff check src bus devcluster tests benchmarks
-.venv/bin/ruff format --check src bus devcluster tests benchmarks >/dev/null
+.venv/bin/ruff check src bus devcluster thvtest tests benchmarks tools
+.venv/bin/ruff format --check src bus devcluster thvtest tests benchmarks tools >/dev/null
 echo "[test] mypy --strict" >&2
 .venv/bin/mypy
 echo "[test] import contracts" >&2
