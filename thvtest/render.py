@@ -1,6 +1,6 @@
 """The operator's way to desired state, without a cluster: its Store filled from manifests and
 its API reads answered from them, then :func:`thv.subscribers.gather.resolve_server` per server —
-for comparing with ``thv render`` (:func:`thv.operator.offline.render_docs`), whole objects."""
+for comparing with ``thv render`` (:func:`thv.render.manifests.render_docs`), whole objects."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class ManifestReads:
 def operator_render(
     docs: list[dict[str, Any]], settings: OperatorSettings, namespace: str = "default"
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """(objects, errors) as :func:`~thv.operator.offline.render_docs` reports them, computed the
+    """(objects, errors) as :func:`~thv.render.manifests.render_docs` reports them, computed the
     operator's way. A later manifest of the same object wins, in first-seen order."""
 
     async def publish(_: object) -> None:

@@ -33,7 +33,8 @@ import msgspec
 from devcluster import ControlPlane
 from thv.api.crds import MCPExternalAuthConfig, MCPToolConfig
 from thv.hashing import config_hash
-from thv.operator.offline import project, render_docs, unified_diff
+from thv.operator.offline import project, unified_diff
+from thv.render.manifests import render_docs
 from thv.render.names import ANNOTATION_EXTAUTH_HASH, ANNOTATION_TOOLCONFIG_HASH
 from thv.render.settings import OperatorSettings
 from thv.writers.diff import is_subset

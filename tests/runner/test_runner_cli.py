@@ -237,3 +237,101 @@ def test_owner_reference_from_the_service_account_token() -> None:
     assert statefulset(cfg, "ns", owner=owner)["metadata"]["ownerReferences"] == [owner]
     svc = headless_service(cfg, "ns", owner)
     assert svc is not None and svc["metadata"]["ownerReferences"] == [owner]
+
+
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+
+
+def _cli(
+    entry: Any,
+    argv: list[str],
+    stdin: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """(exit status, stdout) of a console script's ``main`` run in-process with ``stdin``."""
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    status = entry(argv)
+    return status, capsys.readouterr().out
+
+
+def _direct_and_piped(
+    path: Path | None,
+    text: str,
+    mode: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[tuple[int, str], tuple[int, str]]:
+    """``thv-runner run --dry-run --manifest FILE`` and ``thv render FILE | thv-runner run --dry-run
+    --manifest -``, both as (exit status, stdout)."""
+    from thv.cli import main as thv_main
+
+    manifest = str(path) if path is not None else "-"
+    direct = _cli(main, ["run", "--dry-run", *mode, f"--manifest={manifest}"], text, monkeypatch, capsys)
+    _, rendered = _cli(thv_main, ["render", *mode, "-f", manifest], text, monkeypatch, capsys)
+    piped = _cli(main, ["run", "--dry-run", "--manifest", "-"], rendered, monkeypatch, capsys)
+    return direct, piped
+
+
+@pytest.mark.parametrize("mode", [(), ("--use-configmap",)], ids=["flag-mode", "configmap-mode"])
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_dry_run_of_user_manifests_equals_thv_render_piped(
+    path: Path, mode: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``thv-runner run --dry-run --manifest examples/x.yaml`` resolves the user's manifests
+    through the one resolver: the same as ``thv render examples/x.yaml | thv-runner …``."""
+    monkeypatch.delenv("TOOLHIVE_USE_CONFIGMAP", raising=False)
+    direct, piped = _direct_and_piped(path, "", mode, monkeypatch, capsys)
+    assert direct == piped
+    has_server = "kind: MCPServer" in path.read_text()
+    # a server whose config is in another file renders nowhere on its own (exit 2 both ways)
+    assert direct[0] == (0 if has_server and path.name != "mcpserver-with-external-auth.yaml" else 2)
+
+
+@pytest.mark.parametrize("mode", [(), ("--use-configmap",)], ids=["flag-mode", "configmap-mode"])
+def test_dry_run_of_a_server_with_its_config_from_another_file_shows_the_exchange(
+    mode: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TOOLHIVE_USE_CONFIGMAP", raising=False)
+    text = "\n---\n".join(
+        (REPO / "examples" / name).read_text()
+        for name in ("mcpexternalauthconfig-basic.yaml", "mcpserver-with-external-auth.yaml")
+    )
+    direct, piped = _direct_and_piped(None, text, mode, monkeypatch, capsys)
+    assert direct == piped and direct[0] == 0
+    effective = list(yaml.safe_load_all(direct[1]))[-1]
+    assert effective["kind"] == "RunnerConfiguration"
+    assert effective["source"] == (
+        "flags" if not mode else "ConfigMap fetch-with-auth-runconfig (/etc/runconfig/runconfig.json)"
+    )
+    te = effective["proxy"]["tokenExchange"]
+    assert te["tokenUrl"] and te["clientId"] and te["clientSecret"] == "<redacted>"
+
+
+def test_dry_run_of_user_manifests_flag_mode_shows_the_exchange(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TOOLHIVE_USE_CONFIGMAP", raising=False)
+    path = REPO / "examples/complete-example.yaml"
+    status, out = _cli(main, ["run", "--dry-run", "--manifest", str(path)], "", monkeypatch, capsys)
+    assert status == 0 and "demo-only-secret" not in out
+    docs = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in docs] == ["StatefulSet", "Service", "RunnerConfiguration"]
+    assert docs[-1]["source"] == "flags"
+    assert docs[-1]["proxy"]["tokenExchange"]["audience"] == "mcp-backend"
+    assert docs[-1]["proxy"]["tokenExchange"]["clientSecret"] == "<redacted>"
+
+
+def test_dry_run_of_unresolvable_manifests_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    path = REPO / "examples/mcpserver-with-external-auth.yaml"
+    assert main(["run", "--dry-run", "-f", str(path)]) == 2
+    assert capsys.readouterr() == (
+        "",
+        "thv-runner: error: --manifest: MCPServer default/fetch-with-auth: ExternalAuthConfigNotFound: "
+        "MCPExternalAuthConfig oauth-token-exchange not found in namespace default\n",
+    )
+    assert main(["run", "--use-configmap", "img"]) == 2
+    assert capsys.readouterr().err == "thv-runner: error: --use-configmap needs --dry-run --manifest\n"

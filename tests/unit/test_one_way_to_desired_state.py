@@ -14,7 +14,7 @@ import msgspec
 import pytest
 import yaml
 
-from thv.operator.offline import render_docs
+from thv.render.manifests import render_docs
 from thv.render.settings import OperatorSettings
 from thv.sources.kinds import BY_NAME
 from thv.subscribers.context import Context

@@ -243,8 +243,15 @@ FLAGS: Final[tuple[Flag, ...]] = (
     Flag("--namespace", help="namespace of the workload (default: the pod's)", upstream=False),
     Flag(
         "--manifest",
-        help="with --dry-run: read rendered manifests (thv render output; '-' = stdin) instead of flags",
+        help="with --dry-run: read manifests instead of flags ('-' = stdin): thv render output, or "
+        "MCPServer manifests with what they reference (resolved as thv render does)",
         short="-f",
+        upstream=False,
+    ),
+    Flag(
+        "--use-configmap",
+        _B,
+        "with --manifest of MCPServer manifests: resolve them in ConfigMap mode (as thv render --use-configmap)",
         upstream=False,
     ),
     Flag("--log-level", upstream=False, proxy=True),

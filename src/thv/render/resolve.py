@@ -2,10 +2,11 @@
 → :class:`Resolved` or :class:`Unresolved`. Pure.
 
 Callers only *gather* :class:`Inputs`: the operator from its Store and a few API reads
-(``thv.subscribers.gather``), ``thv render`` from the manifest files
-(``thv.operator.offline``). :func:`reads` says which ConfigMaps and Secrets to fetch (never a
-name that is not a valid object name, so no read can climb an API path); :func:`resolve` checks
-the references, with the same reasons and messages for every caller, and renders.
+(``thv.subscribers.gather``), ``thv render`` and the runner's ``--dry-run --manifest`` from
+the manifest files (``thv.render.manifests``, one gatherer for both). :func:`reads` says which
+ConfigMaps and Secrets to fetch (never a name that is not a valid object name, so no read can
+climb an API path); :func:`resolve` checks the references, with the same reasons and messages
+for every caller, and renders.
 """
 
 from __future__ import annotations

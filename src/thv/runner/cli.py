@@ -14,13 +14,17 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import yaml
 
 from thv import __version__
 from thv.api.contract import ContractError, parse_flags
+from thv.render.common import DEFAULT_NAMESPACE
+from thv.render.manifests import INPUT_KINDS, is_warning, parse_documents, render_docs
+from thv.render.settings import OperatorSettings
 from thv.runner.config import ConfigError, Invocation, RunnerConfig, runner_config
+from thv.runner.termination import fail
 from thv.runner.workload import headless_service_name, target_url, workload_objects
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -146,15 +150,50 @@ def _str_value(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def dry_run_manifests(text: str, *, namespace: str | None = None) -> str:
-    """``--dry-run`` for rendered manifests (``thv render`` output): for each proxy Deployment
-    (container ``toolhive`` at index 0), run its ``args`` as the runner would, with its env (a
-    ``secretKeyRef`` stands in as a placeholder, shown redacted) and, in ConfigMap mode, the
-    ``runconfig.json`` of the ConfigMap its ``runconfig`` volume mounts."""
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--manifest: not YAML: {exc}") from None
+def resolve_manifests(
+    docs: list[dict[str, Any]],
+    *,
+    namespace: str | None = None,
+    use_configmap: bool = False,
+    warnings: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The documents to dry-run. When ``docs`` hold the user's own manifests (an MCPServer with
+    the MCPExternalAuthConfig, MCPToolConfig, ConfigMaps and Secrets it references), they are
+    resolved by the one gatherer and resolver ``thv render`` uses
+    (:func:`thv.render.manifests.render_docs`, settings as ``thv render [--use-configmap]``) into
+    the objects the operator would write; documents of other kinds (already rendered objects)
+    pass unchanged, the rendered ones after them. Warnings are appended to ``warnings``; any
+    error is a :class:`ConfigError` (one line: the first error, and how many more)."""
+    if not any(d.get("kind") == "MCPServer" for d in docs):
+        return docs
+    settings = OperatorSettings.from_env(use_configmap=use_configmap)
+    rendered, errors = render_docs(docs, settings, namespace or DEFAULT_NAMESPACE)
+    failures = [e for e in errors if not is_warning(e)]
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise ConfigError(f"--manifest: {failures[0]}{more}")
+    if warnings is not None:
+        warnings.extend(errors)
+    return [*(d for d in docs if d.get("kind") not in INPUT_KINDS), *rendered]
+
+
+def dry_run_manifests(
+    text: str,
+    *,
+    namespace: str | None = None,
+    use_configmap: bool = False,
+    warnings: list[str] | None = None,
+) -> str:
+    """``--dry-run`` for manifests: the user's own (resolved first, see :func:`resolve_manifests`)
+    or rendered ones (``thv render`` output). For each proxy Deployment (container ``toolhive``
+    at index 0), run its ``args`` as the runner would, with its env (a ``secretKeyRef`` stands in
+    as a placeholder, shown redacted) and, in ConfigMap mode, the ``runconfig.json`` of the
+    ConfigMap its ``runconfig`` volume mounts. So ``--manifest server.yaml`` prints what
+    ``thv render server.yaml | thv-runner run --dry-run`` prints."""
+    docs, errors = parse_documents(text, "--manifest")
+    if errors:
+        raise ConfigError(errors[0])
+    docs = resolve_manifests(docs, namespace=namespace, use_configmap=use_configmap, warnings=warnings)
     configmaps = {(d.get("metadata") or {}).get("name"): d for d in docs if d.get("kind") == "ConfigMap"}
     out: list[str] = []
     for doc in docs:
@@ -228,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parsed = parse_flags(args[1:])
     except ContractError as exc:
-        print(f"thv-runner: error: {exc}", file=sys.stderr)
+        fail(str(exc))
         return EXIT_CONFIG
     manifest = parsed.values.get("manifest")
     if (
@@ -238,21 +277,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         and not sys.stdin.isatty()
     ):
         manifest = "-"
+    if parsed.values.get("use_configmap") and not isinstance(manifest, str):
+        print("thv-runner: error: --use-configmap needs --dry-run --manifest", file=sys.stderr)
+        return EXIT_CONFIG
     if isinstance(manifest, str):
         if not parsed.values.get("dry_run"):
             print("thv-runner: error: --manifest needs --dry-run", file=sys.stderr)
             return EXIT_CONFIG
         try:
             text = sys.stdin.read() if manifest == "-" else _read(manifest)
-            sys.stdout.write(dry_run_manifests(text, namespace=_str_value(parsed.values.get("namespace"))))
+            warnings: list[str] = []
+            shown = dry_run_manifests(
+                text,
+                namespace=_str_value(parsed.values.get("namespace")),
+                use_configmap=bool(parsed.values.get("use_configmap")),
+                warnings=warnings,
+            )
         except ConfigError as exc:
-            print(f"thv-runner: error: {exc}", file=sys.stderr)
+            fail(str(exc))
             return EXIT_CONFIG
+        for warning in warnings:
+            print(f"thv-runner: {warning}", file=sys.stderr)
+        sys.stdout.write(shown)
         return EXIT_OK
     try:
         invocation, config = runner_config(args[1:])
     except ConfigError as exc:
-        print(f"thv-runner: error: {exc}", file=sys.stderr)
+        fail(str(exc))
         return EXIT_CONFIG
     namespace = pod_namespace(invocation)
     if invocation.dry_run:
