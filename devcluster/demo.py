@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from devcluster import ControlPlane
-from devcluster.e2e import helm_install
+from devcluster.e2e import claims, helm_install
 from devcluster.helm import Helm, helm_binary
 from devcluster.keycloak import (
     PROXY_CLIENT_ID,
@@ -133,14 +133,6 @@ def localize(docs: list[dict[str, Any]], *, image: str, kc: KeycloakServer) -> l
     return out
 
 
-def _claims(token: str) -> dict[str, Any]:
-    import base64
-    import json
-
-    payload = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-
-
 def show_call(cp: ControlPlane, kc: KeycloakServer, server: str) -> bool:
     """One MCP tool call through ``server``'s runner with alice's Keycloak token; prints what the
     MCP server saw and how to make the same call by hand."""
@@ -151,7 +143,7 @@ def show_call(cp: ControlPlane, kc: KeycloakServer, server: str) -> bool:
     _, svc = cp.api_request("GET", f"/api/v1/namespaces/{NAMESPACE}/services/mcp-{server}-proxy")
     url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/mcp"
     token = kc.password_token()
-    user = _claims(token)
+    user = claims(token)
     t0 = time.monotonic()
     out = anyio.run(lambda: call_tool(url, "whoami", token=token))
     took = time.monotonic() - t0

@@ -17,7 +17,6 @@ and, over stdio, the one the runner hands over in ``params._meta["dev.thv/author
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from mcp.client.streamable_http import streamable_http_client
 from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE, KeycloakServer
 
 from devcluster import ControlPlane
+from devcluster.e2e import claims as jwt_claims
 
 NAME = "demo"
 MCP_PORT = 8080
@@ -44,11 +44,6 @@ TOKEN_HEADER = "X-Upstream-Token"
 def _apply(cp: ControlPlane, path: str, body: dict[str, Any]) -> None:
     status, answer = cp.api_request("POST", path, body)
     assert status in (200, 201), answer
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
 
 def create_server(
@@ -214,7 +209,7 @@ async def _session_calls(url: str, token: str, proxy_mode: str) -> dict[str, Any
 
 def check_exchanged(claims: dict[str, Any], user_token: str) -> None:
     """The server saw the exchanged token (over stdio: the one the runner put in ``_meta``)."""
-    user = _claims(user_token)
+    user = jwt_claims(user_token)
     aud = claims.get("aud")
     assert TARGET_AUDIENCE in (aud if isinstance(aud, list) else [aud]), claims
     assert claims.get("azp") == PROXY_CLIENT_ID, claims
