@@ -34,7 +34,7 @@ from mcp.client.streamable_http import streamable_http_client
 from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE, KeycloakServer
 
 from devcluster import ControlPlane
-from devcluster.e2e import claims as jwt_claims
+from devcluster.e2e import claims as _claims  # test_pods_middleware imports it from here
 
 NAME = "demo"
 MCP_PORT = 8080
@@ -209,7 +209,7 @@ async def _session_calls(url: str, token: str, proxy_mode: str) -> dict[str, Any
 
 def check_exchanged(claims: dict[str, Any], user_token: str) -> None:
     """The server saw the exchanged token (over stdio: the one the runner put in ``_meta``)."""
-    user = jwt_claims(user_token)
+    user = _claims(user_token)
     aud = claims.get("aud")
     assert TARGET_AUDIENCE in (aud if isinstance(aud, list) else [aud]), claims
     assert claims.get("azp") == PROXY_CLIENT_ID, claims
