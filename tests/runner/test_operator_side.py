@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import pytest
-import yaml
 
-from thv.api.crds import MCPServer
 from thv.render.desired import render
 from thv.render.flags import is_thv_runner_image, runner_needs_runconfig
 from thv.render.settings import DEFAULT_RUNNER_IMAGE, OperatorSettings
-
-
-def server(spec: str) -> MCPServer:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPServer\nmetadata: {name: srv, namespace: ns}\nspec:\n"
-        + "\n".join("  " + line for line in spec.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPServer)
+from thvtest.objects import server
 
 
 def container(d: Any) -> Any:

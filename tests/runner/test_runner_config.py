@@ -13,74 +13,21 @@ from typing import Any
 
 import msgspec
 import pytest
-import yaml
 
 from thv.api import contract
-from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
+from thv.api.crds import MCPServer
 from thv.proxy.config import Secret
-from thv.render.desired import Desired, render
+from thv.render.desired import render
 from thv.render.settings import OperatorSettings
 from thv.runner.config import ConfigError, RunnerConfig, runner_config
-
-SECRETS = {("te-secret", "te-key"): "s3cr3t-value", ("oidc-secret", "k"): "oidc-s3cr3t"}
-
-
-def server(spec: str, name: str = "srv") -> MCPServer:
-    doc = yaml.safe_load(
-        f"apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPServer\nmetadata: {{name: {name}, namespace: ns}}\n"
-        "spec:\n" + "\n".join("  " + line for line in spec.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPServer)
-
-
-def extauth(token_exchange: dict[str, Any]) -> MCPExternalAuthConfig:
-    return msgspec.convert(
-        {
-            "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "ext", "namespace": "ns"},
-            "spec": {"type": "tokenExchange", "tokenExchange": token_exchange},
-        },
-        MCPExternalAuthConfig,
-    )
-
-
-def toolconfig(spec: dict[str, Any]) -> MCPToolConfig:
-    return msgspec.convert(
-        {
-            "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-            "kind": "MCPToolConfig",
-            "metadata": {"name": "tc", "namespace": "ns"},
-            "spec": spec,
-        },
-        MCPToolConfig,
-    )
-
-
-def container_env(d: Desired) -> dict[str, str]:
-    env: dict[str, str] = {}
-    spec = d.deployment.spec
-    assert spec is not None and spec.template is not None and spec.template.spec is not None
-    for var in spec.template.spec.containers[0].env or []:
-        if var.value_from is not None and var.value_from.secret_key_ref is not None:
-            ref = var.value_from.secret_key_ref
-            env[var.name] = SECRETS[(ref.name or "", ref.key)]
-        elif var.value is not None:
-            env[var.name] = var.value
-    return env
-
-
-def runner_argv(d: Desired) -> list[str]:
-    assert d.args[0] == "run"
-    return list(d.args[1:])
+from thvtest.modes import container_env, render_both, runconfig_json, runner_argv
+from thvtest.objects import extauth, server, toolconfig
 
 
 def parse_both(srv: MCPServer, tmp_path: Path, **refs: Any) -> tuple[RunnerConfig, RunnerConfig]:
-    flag_mode = render(srv, OperatorSettings(use_configmap=False), **refs)
-    cm_mode = render(srv, OperatorSettings(use_configmap=True), **refs)
-    assert cm_mode.runconfig_configmap is not None and cm_mode.runconfig_configmap.data is not None
+    flag_mode, cm_mode = render_both(srv, **refs)
     path = tmp_path / "runconfig.json"
-    path.write_text(cm_mode.runconfig_configmap.data["runconfig.json"])
+    path.write_text(runconfig_json(cm_mode))
     _, from_flags = runner_config(runner_argv(flag_mode), env=container_env(flag_mode), runconfig_paths=())
     _, from_cm = runner_config(
         ["--runconfig", str(path), *runner_argv(cm_mode)], env=container_env(cm_mode), runconfig_paths=()

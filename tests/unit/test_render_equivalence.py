@@ -18,7 +18,6 @@ from typing import Any
 
 import msgspec
 import pytest
-import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -31,10 +30,8 @@ from thv.proxy.config import (
     config_from_args,
     config_from_runconfig,
 )
-from thv.render.desired import Desired, render
-from thv.render.settings import OperatorSettings
-
-SECRETS = {("te-secret", "te-key"): "s3cr3t-value"}
+from thvtest.modes import container_env, render_both, runconfig_json
+from thvtest.objects import extauth, server
 
 
 def _known_flags() -> set[str]:
@@ -59,53 +56,13 @@ def proxy_flags(args: tuple[str, ...]) -> list[str]:
     return out
 
 
-def container_env(d: Desired) -> dict[str, str]:
-    """What the kubelet puts in the proxy container's environment."""
-    env: dict[str, str] = {}
-    containers = (
-        d.deployment.spec.template.spec.containers
-        if d.deployment.spec and d.deployment.spec.template and d.deployment.spec.template.spec
-        else None
-    )
-    assert containers
-    for var in containers[0].env or []:
-        if var.value_from is not None and var.value_from.secret_key_ref is not None:
-            ref = var.value_from.secret_key_ref
-            env[var.name] = SECRETS[(ref.name or "", ref.key)]
-        elif var.value is not None:
-            env[var.name] = var.value
-    return env
-
-
 def both(srv: MCPServer, ext: MCPExternalAuthConfig | None, **refs: Any) -> tuple[ProxyConfig, ProxyConfig]:
-    flag_mode = render(srv, OperatorSettings(use_configmap=False), external_auth=ext, **refs)
-    cm_mode = render(srv, OperatorSettings(use_configmap=True), external_auth=ext, **refs)
-    assert cm_mode.runconfig_configmap is not None and cm_mode.runconfig_configmap.data is not None
+    flag_mode, cm_mode = render_both(srv, external_auth=ext, **refs)
     env_flags, env_cm = container_env(flag_mode), container_env(cm_mode)
     assert env_flags == env_cm
     from_flags = config_from_args(proxy_flags(flag_mode.args), env=env_flags)
-    from_cm = config_from_runconfig(cm_mode.runconfig_configmap.data["runconfig.json"], env=env_cm)
+    from_cm = config_from_runconfig(runconfig_json(cm_mode), env=env_cm)
     return from_flags, from_cm
-
-
-def server(spec: str) -> MCPServer:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPServer\nmetadata: {name: srv, namespace: ns}\nspec:\n"
-        + "\n".join("  " + line for line in spec.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPServer)
-
-
-def extauth(token_exchange: dict[str, Any]) -> MCPExternalAuthConfig:
-    return msgspec.convert(
-        {
-            "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-            "kind": "MCPExternalAuthConfig",
-            "metadata": {"name": "ext", "namespace": "ns"},
-            "spec": {"type": "tokenExchange", "tokenExchange": token_exchange},
-        },
-        MCPExternalAuthConfig,
-    )
 
 
 BASE = {"tokenUrl": "https://idp.example.com/realms/r/protocol/openid-connect/token", "audience": "backend"}

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import msgspec
 import pytest
-import yaml
 
 import thv
-from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
 from thv.render import names
 from thv.render.errors import RenderError
 from thv.render.flags import (
@@ -25,34 +22,9 @@ from thv.render.flags import (
 from thv.render.podpatch import pod_template_patch, pod_template_patch_json
 from thv.render.refs import References
 from thv.render.settings import DEFAULT_RUNNER_IMAGE, OperatorSettings
+from thvtest.objects import extauth, server, toolconfig
 
 SETTINGS = OperatorSettings()
-
-
-def server(spec: str, name: str = "srv", namespace: str = "ns") -> MCPServer:
-    doc = yaml.safe_load(
-        f"apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPServer\n"
-        f"metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n"
-        + "\n".join("  " + line for line in spec.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPServer)
-
-
-def extauth(token_exchange: str) -> MCPExternalAuthConfig:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPExternalAuthConfig\n"
-        "metadata: {name: ext, namespace: ns}\nspec:\n  type: tokenExchange\n  tokenExchange:\n"
-        + "\n".join("    " + line for line in token_exchange.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPExternalAuthConfig)
-
-
-def toolconfig(spec: str) -> MCPToolConfig:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPToolConfig\nmetadata: {name: tc, namespace: ns}\n"
-        "spec:\n" + "\n".join("  " + line for line in spec.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPToolConfig)
 
 
 PATCH = '{"metadata":{},"spec":{"containers":[],"serviceAccountName":"srv-sa"}}'

@@ -6,9 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-import msgspec
 import pytest
-import yaml
 
 from thv.api import runconfig as rc
 from thv.api.crds import (
@@ -28,37 +26,21 @@ from thv.render.runconfig import (
     runconfig_json,
 )
 from thv.render.settings import OperatorSettings
+from thvtest import objects
 
 SETTINGS = OperatorSettings(use_configmap=True, service_version="v9.9.9")
 
 
-def server(spec: str, name: str = "srv", namespace: str = "ns", annotations: str = "") -> MCPServer:
-    doc = yaml.safe_load(
-        f"apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPServer\n"
-        f"metadata: {{name: {name}, namespace: {namespace}, uid: u-1{annotations}}}\nspec:\n"
-        + "\n".join("  " + line for line in spec.strip().splitlines())
-    )
-    return msgspec.convert(doc, MCPServer)
+def server(spec: str, name: str = "srv", namespace: str = "ns") -> MCPServer:
+    return objects.server(spec, name=name, namespace=namespace, metadata={"uid": "u-1"})
 
 
 def extauth(token_exchange: str, name: str = "ext") -> MCPExternalAuthConfig:
-    doc = yaml.safe_load(
-        f"apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPExternalAuthConfig\n"
-        f"metadata: {{name: {name}, namespace: ns}}\nspec:\n  type: tokenExchange\n  tokenExchange:\n"
-        + "\n".join("    " + line for line in token_exchange.strip().splitlines())
-        + "\nstatus: {configHash: beefcafe}"
-    )
-    return msgspec.convert(doc, MCPExternalAuthConfig)
+    return objects.extauth(token_exchange, name=name, config_hash="beefcafe")
 
 
 def toolconfig(spec: str) -> MCPToolConfig:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPToolConfig\n"
-        "metadata: {name: tc, namespace: ns}\nspec:\n"
-        + "\n".join("  " + line for line in spec.strip().splitlines())
-        + "\nstatus: {configHash: '1234abcd'}"
-    )
-    return msgspec.convert(doc, MCPToolConfig)
+    return objects.toolconfig(spec, config_hash="1234abcd")
 
 
 def rendered(srv: MCPServer, refs: References | None = None) -> dict[str, Any]:
