@@ -7,6 +7,7 @@ stdout and its progress on stderr; this runs one and returns that path.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from devcluster.paths import tool_script
@@ -14,11 +15,13 @@ from devcluster.paths import tool_script
 __all__ = ["run_build_script", "tool_script"]
 
 
-def run_build_script(script: Path, error: type[Exception], *, quiet: bool = False) -> Path:
-    """Run ``script`` (progress to stderr unless ``quiet``) and return the path it printed last;
-    raise ``error`` with a one-line message when it fails."""
+def run_build_script(
+    script: Path, error: type[Exception], *, quiet: bool = False, args: Sequence[str] = ()
+) -> Path:
+    """Run ``script`` with ``args`` (progress to stderr unless ``quiet``) and return the path it
+    printed last; raise ``error`` with a one-line message when it fails."""
     proc = subprocess.run(
-        ["bash", str(script)],
+        ["bash", str(script), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL if quiet else None,
         text=True,

@@ -39,8 +39,8 @@ fi
 if wanted --keycloak --all; then
   say "Jaeger v1.76.0 (v2.13.0) from its Go module (first build ~6 min, then cached)"
   tools/jaeger/build.sh >/dev/null
-  say "upstream ToolHive operator v0.3.11, the benchmark peer, from its Go module (first build ~4 min, then cached)"
-  tools/toolhive/build.sh >/dev/null
+  say "upstream ToolHive v0.3.11 (operator, proxy runner, thv CLI: the benchmark peers) from its Go module (first build ~8 min, then cached)"
+  tools/toolhive/build.sh thv-operator thv-proxyrunner thv >/dev/null
 fi
 
 if wanted --keycloak --all --node --demo; then

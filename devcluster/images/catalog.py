@@ -6,7 +6,7 @@
   Debian base; user, env, entrypoint and cmd from the repository's ``Dockerfile``;
 * ``demo-mcp`` -- ``tools/images/demo-mcp/server.py``, an MCP server on the official Python SDK;
 * ``coredns`` -- CoreDNS built from its Go module by ``tools/coredns/build.sh``;
-* ``proxyrunner`` -- upstream ToolHive's ``thv-proxyrunner`` (``tools/proxyrunner/build.sh``).
+* ``proxyrunner`` -- upstream ToolHive's ``thv-proxyrunner`` (``tools/toolhive/build.sh thv-proxyrunner``).
 
 Refs are ``localhost/<repository>:<tag>``; the tag is the first 12 hex digits of the image's content
 key (a change rolls the pods that use it) unless the image has a fixed tag.
@@ -177,14 +177,15 @@ def static_base_layer() -> Layer:
     )
 
 
-def _go_binary(tool: str, quiet: bool) -> tuple[Path, str]:
-    """Build (cached) ``tools/<tool>/build.sh``'s program; its path and the version its script pins."""
+def _go_binary(tool: str, quiet: bool, *args: str) -> tuple[Path, str]:
+    """Build (cached) ``tools/<tool>/build.sh [args]``'s program; its path and the version its
+    script pins."""
     script = tool_script(tool)
     pin = re.search(r"^[A-Z_]+_VERSION=(v[0-9][^ ]*)", script.read_text(), re.MULTILINE)
     if pin is None:
         raise ImageBuildError(f"{script}: no *_VERSION=v... pin")
     log(quiet, f"{tool}: {script} (cached after the first build)")
-    return run_build_script(script, ImageBuildError, quiet=quiet), pin.group(1)
+    return run_build_script(script, ImageBuildError, quiet=quiet, args=args), pin.group(1)
 
 
 def _plan_coredns(quiet: bool) -> ImagePlan:
@@ -205,7 +206,7 @@ def _plan_coredns(quiet: bool) -> ImagePlan:
 
 
 def _plan_proxyrunner(quiet: bool) -> ImagePlan:
-    binary, version = _go_binary("proxyrunner", quiet)
+    binary, version = _go_binary("toolhive", quiet, "thv-proxyrunner")
     return ImagePlan(
         name="proxyrunner",
         repository="localhost/toolhive-proxyrunner",
@@ -235,9 +236,7 @@ IMAGES: dict[str, ImageSpec] = {
             "demo-mcp", "a demo MCP server (official Python SDK) that verifies bearer tokens", _plan_demo_mcp
         ),
         ImageSpec("coredns", "CoreDNS from its Go module (tools/coredns)", _plan_coredns),
-        ImageSpec(
-            "proxyrunner", "upstream ToolHive's thv-proxyrunner (tools/proxyrunner)", _plan_proxyrunner
-        ),
+        ImageSpec("proxyrunner", "upstream ToolHive's thv-proxyrunner (tools/toolhive)", _plan_proxyrunner),
     )
 }
 
