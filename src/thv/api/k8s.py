@@ -38,8 +38,13 @@ __all__ = [
     "Lease",
     "LeaseSpec",
     "ObjectReference",
+    "Pod",
+    "PodCondition",
+    "PodContainerState",
+    "PodContainerStatus",
     "PodSecurityContext",
     "PodSpec",
+    "PodStatus",
     "PodTemplateSpec",
     "PolicyRule",
     "Probe",
@@ -317,6 +322,74 @@ class Deployment(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=Tru
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     spec: DeploymentSpec | None = None
     status: DeploymentStatus | None = None
+
+
+# --- pods as thv reads them (status only: what the MCPServer status is computed from) ---------
+
+
+class ContainerStateWaiting(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.ContainerStateWaiting."""
+
+    reason: str | None = None
+    message: str | None = None
+
+
+class ContainerStateTerminated(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.ContainerStateTerminated (the fields thv reads)."""
+
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class PodContainerState(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.ContainerState (``running`` is only tested for presence)."""
+
+    waiting: ContainerStateWaiting | None = None
+    running: dict[str, Any] | None = None
+    terminated: ContainerStateTerminated | None = None
+
+
+class PodContainerStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.ContainerStatus (the fields thv reads)."""
+
+    name: str
+    ready: bool = False
+    restart_count: int = 0
+    state: PodContainerState | None = None
+    last_state: PodContainerState | None = None
+
+
+class PodCondition(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.PodCondition (the fields thv reads)."""
+
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+
+class PodStatus(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.PodStatus (the fields thv reads)."""
+
+    phase: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    conditions: list[PodCondition] | None = None
+    init_container_statuses: list[PodContainerStatus] | None = None
+    container_statuses: list[PodContainerStatus] | None = None
+
+
+class Pod(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.Pod as thv watches it: metadata and status only (the spec is dropped on decode,
+    which keeps the cache of every MCP pod small). Never written."""
+
+    RESOURCE: ClassVar[ResourceInfo] = ResourceInfo("", "v1", "Pod", "pods", "pod")
+
+    api_version: str = msgspec.field(default_factory=lambda: "v1")
+    kind: str = msgspec.field(default_factory=lambda: "Pod")
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    status: PodStatus | None = None
 
 
 # --- core/v1 ----------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ LABEL_MCP_SERVER: Final = "toolhive.stacklok.io/mcp-server"
 LABEL_MANAGED_BY: Final = "toolhive.stacklok.io/managed-by"
 LABEL_AUTHZ: Final = "toolhive.stacklok.io/authz"
 LABEL_REGISTRY_NAME: Final = "toolhive.stacklok.io/registry-name"
+#: upstream's on the proxy pods and the MCP server pods: ``true`` / the MCPServer's name
+LABEL_TOOLHIVE: Final = "toolhive"
+LABEL_TOOLHIVE_NAME: Final = "toolhive-name"
 
 #: on every object thv renders (thv's own: upstream sets none): thv's watches select its
 #: objects by it, so it wins over a user's override of the same key
@@ -147,8 +150,8 @@ def labels_for_server(server: str) -> dict[str, str]:
         "app": "mcpserver",
         "app.kubernetes.io/name": "mcpserver",
         "app.kubernetes.io/instance": server,
-        "toolhive": "true",
-        "toolhive-name": server,
+        LABEL_TOOLHIVE: "true",
+        LABEL_TOOLHIVE_NAME: server,
     }
 
 

@@ -38,6 +38,7 @@ from thv.kube.attach import AttachStream, open_attach
 from thv.proxy.asgi import ASGIApp, Receive, Scope, Send, send_json
 from thv.runner.bridge import BridgeApp, StdioBridge
 from thv.runner.config import Invocation, RunnerConfig
+from thv.runner.termination import fail
 from thv.runner.workload import (
     FIELD_MANAGER,
     MCP_CONTAINER,
@@ -320,4 +321,5 @@ def main_run(config: RunnerConfig, invocation: Invocation, namespace: str) -> in
         return 0
     except Exception as exc:
         log.error("thv-runner failed: %s: %s", type(exc).__name__, exc)
+        fail(f"{type(exc).__name__}: {exc}")
         return 1

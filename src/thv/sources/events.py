@@ -10,7 +10,7 @@ MCPSERVER = "MCPServer"
 TOOLCONFIG = "MCPToolConfig"
 EXTAUTH = "MCPExternalAuthConfig"
 
-Reason = Literal["ADDED", "MODIFIED", "DELETED", "RESYNC", "OWNED", "REFERENCE", "RETRY"]
+Reason = Literal["ADDED", "MODIFIED", "DELETED", "RESYNC", "OWNED", "REFERENCE", "RETRY", "POD"]
 
 
 class ObjectEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,9 +32,20 @@ class ObjectEvent(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.kind}:{self.key}"
 
 
-class ServerEvent(ObjectEvent, frozen=True, kw_only=True):
+class ServerStatusEvent(ObjectEvent, frozen=True, kw_only=True):
+    """An MCPServer key whose status may have changed (topic of the status writer: every
+    :class:`ServerEvent` and every :class:`PodEvent`)."""
+
+
+class ServerEvent(ServerStatusEvent, frozen=True, kw_only=True):
     """An MCPServer key (topic of the renderers, the status writer, the restarter and the
     server finalizer)."""
+
+
+class PodEvent(ServerStatusEvent, frozen=True, kw_only=True):
+    """A pod of an MCPServer changed: its proxy runner pod or the MCP server pod the runner
+    created (``key`` is the MCPServer's). Only the status writer reacts: nothing is rendered
+    from pods."""
 
 
 class ConfigEvent(ObjectEvent, frozen=True, kw_only=True):

@@ -6,7 +6,10 @@ controller-runtime's ``For``/``Owns``/``Watches``):
   references now or referenced before the change (so a config's reverse index follows);
 * ``CONFIG`` (``Watches`` + mapping): the config's key, and every MCPServer referencing it;
 * ``OWNED`` (``Owns``): the owning MCPServer's key (controller ownerReference), selected by
-  thv's ``app.kubernetes.io/managed-by`` label.
+  thv's ``app.kubernetes.io/managed-by`` label;
+* ``POD`` (``Watches`` + mapping): pods labelled ``toolhive=true`` -- the proxy runner pods and
+  the MCP server pods the runner creates -- to the MCPServer named by ``toolhive-name``, for
+  the status writer only (the status tells what actually runs).
 
 A new CRD kind is one row here (plus its Store attribute in :class:`~thv.sources.stores.Stores`).
 """
@@ -20,13 +23,14 @@ from typing import Final
 import msgspec
 
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
-from thv.api.k8s import ConfigMap, Deployment, Role, RoleBinding, Service, ServiceAccount
+from thv.api.k8s import ConfigMap, Deployment, Pod, Role, RoleBinding, Service, ServiceAccount
 from thv.kube.resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
     MCPEXTERNALAUTHCONFIGS,
     MCPSERVERS,
     MCPTOOLCONFIGS,
+    PODS,
     ROLEBINDINGS,
     ROLES,
     SERVICEACCOUNTS,
@@ -34,11 +38,13 @@ from thv.kube.resources import (
     Resource,
 )
 from thv.rbac import READ, Need, declare
-from thv.render.names import LABEL_APP_MANAGED_BY, MANAGED_BY_THV
+from thv.render.names import LABEL_APP_MANAGED_BY, LABEL_TOOLHIVE, MANAGED_BY_THV
 from thv.sources.events import EXTAUTH, MCPSERVER, TOOLCONFIG
 
 #: the label selector of every owned kind's watch
 OWNED_SELECTOR: Final = f"{LABEL_APP_MANAGED_BY}={MANAGED_BY_THV}"
+#: the label selector of the pod watch: proxy runner pods and MCP server pods (upstream's labels)
+POD_SELECTOR: Final = f"{LABEL_TOOLHIVE}=true"
 
 
 class Route(enum.Enum):
@@ -47,6 +53,7 @@ class Route(enum.Enum):
     SERVER = "server"
     CONFIG = "config"
     OWNED = "owned"
+    POD = "pod"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,7 @@ KINDS: Final[tuple[Kind, ...]] = (
     Kind("ServiceAccount", SERVICEACCOUNTS, ServiceAccount, "serviceaccounts", Route.OWNED, OWNED_SELECTOR),
     Kind("Role", ROLES, Role, "roles", Route.OWNED, OWNED_SELECTOR),
     Kind("RoleBinding", ROLEBINDINGS, RoleBinding, "rolebindings", Route.OWNED, OWNED_SELECTOR),
+    Kind("Pod", PODS, Pod, "pods", Route.POD, POD_SELECTOR),
 )
 BY_NAME: Final = {k.name: k for k in KINDS}
 #: the kinds thv creates for an MCPServer, by kind name

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 
 from thv.api.crds import MCPServer
-from thv.sources.events import MCPSERVER, ConfigEvent, ObjectEvent, Reason, ServerEvent
+from thv.sources.events import MCPSERVER, ConfigEvent, ObjectEvent, PodEvent, Reason, ServerEvent
 from thv.sources.informer import EventType
 from thv.sources.kinds import CONFIGS, Kind, Route
 from thv.sources.store import KubeObject
-from thv.sources.stores import Stores, owner, references
+from thv.sources.stores import Stores, owner, pod_server, references
 
 
 def route(
@@ -21,6 +21,8 @@ def route(
     previous object, so a reference that was just removed still reaches its old config."""
     if kind.route is Route.OWNED:
         return [ServerEvent(kind=MCPSERVER, key=server, reason="OWNED") for server in owner(obj)]
+    if kind.route is Route.POD:
+        return [PodEvent(kind=MCPSERVER, key=server, reason="POD") for server in pod_server(obj)]
     reason: Reason = type_
     if kind.route is Route.SERVER:
         assert isinstance(obj, MCPServer) and (old is None or isinstance(old, MCPServer))

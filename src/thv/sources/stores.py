@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
-from thv.api.k8s import ConfigMap, Deployment, Role, RoleBinding, Service, ServiceAccount
+from thv.api.k8s import ConfigMap, Deployment, Pod, Role, RoleBinding, Service, ServiceAccount
+from thv.render.names import LABEL_TOOLHIVE_NAME
 from thv.sources.events import EXTAUTH, MCPSERVER, TOOLCONFIG
 from thv.sources.kinds import BY_NAME, OWNED
 from thv.sources.store import KubeObject, Store
@@ -20,6 +21,8 @@ BY_EXTAUTH = "extauth"
 BY_TOOLCONFIG = "toolconfig"
 #: index on owned-object stores: "namespace/server-name" of the owning MCPServer
 BY_OWNER = "owner"
+#: index on the pod store: "namespace/server-name" of the MCPServer the pod runs for
+BY_SERVER = "server"
 _INDEX_OF_CONFIG = {EXTAUTH: BY_EXTAUTH, TOOLCONFIG: BY_TOOLCONFIG}
 
 
@@ -42,6 +45,14 @@ def owner(obj: KubeObject) -> list[str]:
     return []
 
 
+def pod_server(obj: KubeObject) -> list[str]:
+    """``["namespace/name"]`` of the MCPServer a pod runs for, from its ``toolhive-name`` label
+    (upstream's, on the proxy runner pods and on the MCP server pods alike)."""
+    meta: Any = obj.metadata
+    name = (meta.labels or {}).get(LABEL_TOOLHIVE_NAME)
+    return [f"{meta.namespace}/{name}"] if name else []
+
+
 @dataclass
 class Stores:
     """The local caches, one per watched kind (:data:`~thv.sources.kinds.KINDS`), with the
@@ -56,12 +67,14 @@ class Stores:
     serviceaccounts: Store[ServiceAccount] = field(default_factory=lambda: Store("ServiceAccount"))
     roles: Store[Role] = field(default_factory=lambda: Store("Role"))
     rolebindings: Store[RoleBinding] = field(default_factory=lambda: Store("RoleBinding"))
+    pods: Store[Pod] = field(default_factory=lambda: Store("Pod"))
 
     def __post_init__(self) -> None:
         self.servers.add_index(BY_EXTAUTH, lambda s: references(s, EXTAUTH))
         self.servers.add_index(BY_TOOLCONFIG, lambda s: references(s, TOOLCONFIG))
         for store in self.owned():
             store.add_index(BY_OWNER, owner)
+        self.pods.add_index(BY_SERVER, pod_server)
 
     def of(self, kind: str) -> Store[Any]:
         """The store of ``kind`` (a kind name of the table)."""
@@ -80,6 +93,10 @@ class Stores:
 
     def live_deployment(self, namespace: str, name: str) -> Deployment | None:
         return self.deployments.get(f"{namespace}/{name}")
+
+    def server_pods(self, namespace: str, name: str) -> list[Pod]:
+        """The pods running for MCPServer ``namespace/name`` (proxy runner and MCP server)."""
+        return self.pods.by_index(BY_SERVER, f"{namespace}/{name}")
 
     def referencing(self, config_kind: str, config_key: str) -> list[str]:
         """Sorted keys of MCPServers whose ref names the config ``config_key``."""

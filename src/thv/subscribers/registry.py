@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bus import Requeue
-from thv.sources.events import ConfigEvent, ObjectEvent, ServerEvent
+from thv.sources.events import ConfigEvent, ObjectEvent, ServerEvent, ServerStatusEvent
 from thv.subscribers import finalizer_guard, hasher, renderers, restarter, server_finalizer, server_status
 from thv.subscribers.context import Context
 
@@ -33,7 +33,7 @@ class Subscriber(Generic[E]):
         return await self.handler(ctx, event)
 
 
-SUBSCRIBERS: tuple[Subscriber[ConfigEvent] | Subscriber[ServerEvent], ...] = (
+SUBSCRIBERS: tuple[Subscriber[ConfigEvent] | Subscriber[ServerEvent] | Subscriber[ServerStatusEvent], ...] = (
     Subscriber(hasher.NAME, ConfigEvent, hasher.reconcile_config_hash),
     Subscriber(finalizer_guard.NAME, ConfigEvent, finalizer_guard.guard_config),
     Subscriber(server_finalizer.NAME, ServerEvent, server_finalizer.finalize_server),
@@ -42,6 +42,6 @@ SUBSCRIBERS: tuple[Subscriber[ConfigEvent] | Subscriber[ServerEvent], ...] = (
     # while the apiserver had room; more workers keep the apiserver, not thv, the limit
     Subscriber(renderers.WORKLOAD, ServerEvent, renderers.render_workload, workers=16),
     Subscriber(renderers.CONFIGMAP, ServerEvent, renderers.render_configmap, workers=8),
-    Subscriber(server_status.NAME, ServerEvent, server_status.write_status, workers=8),
+    Subscriber(server_status.NAME, ServerStatusEvent, server_status.write_status, workers=8),
     Subscriber(restarter.NAME, ServerEvent, restarter.restart),
 )

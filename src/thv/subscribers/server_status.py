@@ -2,8 +2,12 @@
 
 Computed from current state only: the Store's Deployment tells whether the proxy is
 available and whether it already carries what the current configs render (only then are
-``externalAuthConfigHash``/``toolConfigHash`` advanced — "the objects were re-rendered").
-Events are emitted when a condition changes, so a resync never repeats them.
+``externalAuthConfigHash``/``toolConfigHash`` advanced — "the objects were re-rendered"); the
+Store's pods tell what actually runs (:mod:`thv.subscribers.pod_health`): a proxy runner or MCP
+server pod that cannot run makes the server ``Failed`` with the pod's reason, and ``Running``
+needs the proxy available *and* the MCP server pod Ready (when the runner created one), so that
+an MCP request can be served. Events are emitted when a condition changes, so a resync never
+repeats them.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from thv.api.meta import CONDITION_FALSE, CONDITION_TRUE, Condition
 from thv.kube.resources import MCPSERVERS
 from thv.rbac import Need, declare
 from thv.render.names import service_url
-from thv.sources.events import ServerEvent
+from thv.sources.events import ServerStatusEvent
 from thv.subscribers.context import Context
 from thv.subscribers.gather import Resolved, Unresolved, resolve_server
+from thv.subscribers.pod_health import mcp_ready, problem
 from thv.subscribers.renderers import apply_failure
 from thv.writers.apply import to_builtins
 from thv.writers.diff import is_subset
@@ -29,6 +34,8 @@ declare(
     Need("toolhive.stacklok.dev", ("mcpservers/status",), ("get", "patch", "update")),
     Need("", ("events",), ("create", "patch")),
 )
+#: Ready reasons while the proxy is available but the MCP server pod is not
+MCP_POD_NOT_READY = "MCPServerPodNotReady"
 READY = "Ready"
 TOKEN_EXCHANGE = "TokenExchangeEffective"
 #: Ready reason when the API server refused an object rendered for the server
@@ -72,7 +79,7 @@ def _deployment_state(ctx: Context, res: Resolved) -> tuple[bool, bool]:
     return rendered, available
 
 
-async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
+async def write_status(ctx: Context, event: ServerStatusEvent) -> Requeue | None:
     """Compute and write one MCPServer's status (only when it differs)."""
     server = ctx.stores.servers.get(event.key)
     if server is None or server.metadata.deletion_timestamp:
@@ -108,7 +115,20 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
         if rendered:
             desired["externalAuthConfigHash"] = res.extauth_hash
             desired["toolConfigHash"] = res.toolconfig_hash
-        if available:
+        pods = ctx.stores.server_pods(ns, name)
+        failing = problem(pods)
+        mcp = mcp_ready(pods)
+        if failing is not None:
+            message = clip(failing.message)
+            desired.update(phase="Failed", message=message)
+            conditions.append(_condition(READY, False, failing.reason, message, gen))
+            warn = (failing.reason, message)
+        elif available and mcp is False:
+            desired.update(phase="Pending", message="MCP server pod is not ready")
+            conditions.append(
+                _condition(READY, False, MCP_POD_NOT_READY, "the MCP server pod is not ready yet", gen)
+            )
+        elif available:
             desired.update(phase="Running", message="MCP server is running")
             conditions.append(
                 _condition(READY, True, "DeploymentAvailable", "proxy Deployment is available", gen)
@@ -121,7 +141,7 @@ async def write_status(ctx: Context, event: ServerEvent) -> Requeue | None:
             if res.desired.warnings:
                 msg = clip("; ".join(res.desired.warnings))
                 conditions.append(_condition(TOKEN_EXCHANGE, False, "RunnerIgnoresFlags", msg, gen))
-                warn = ("RunnerIgnoresFlags", msg)
+                warn = warn or ("RunnerIgnoresFlags", msg)
             else:
                 message = "token exchange is configured for the proxy"
                 conditions.append(_condition(TOKEN_EXCHANGE, True, "Configured", message, gen))
