@@ -111,13 +111,19 @@ async def test_rendered_settings_take_effect(configmap: bool, tmp_path: Path) ->
 def _bad_runconfig(tmp_path: Path) -> Path:
     d = render(
         _server(
-            "image: img\nauthzConfig: {type: inline, inline: {policies: ['permit(principal, action, resource']}}"
+            "image: img\nauthzConfig: {type: inline, inline: {policies: ['permit(principal, action, resource);']}}"
         ),
         OperatorSettings(use_configmap=True),
     )
     assert d.runconfig_configmap is not None and d.runconfig_configmap.data is not None
+    # the operator refuses a policy that does not parse (a condition, no pod): a runconfig
+    # edited by hand (or by another operator) may still carry one
+    text = d.runconfig_configmap.data["runconfig.json"]
+    assert "permit(principal, action, resource);" in text  # authz_config and the middleware's copy
     path = tmp_path / "runconfig.json"
-    path.write_text(d.runconfig_configmap.data["runconfig.json"])
+    path.write_text(
+        text.replace("permit(principal, action, resource);", "permit(principal, action, resource")
+    )
     return path
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
 from thv.render.desired import Desired, render
-from thv.render.errors import RenderError
+from thv.render.errors import REASON_INVALID_AUTHZ, RenderError
 from thv.render.settings import OperatorSettings
 
 FLAGS = OperatorSettings(runner_image="runner:1")
@@ -239,7 +239,9 @@ def test_volumes_in_upstream_order(settings: OperatorSettings) -> None:
         server(VOLUMES),
         settings,
         permission_profile_data={"p.json": "{}"},
-        authz_configmap_data={"policy.json": '{"version":"1.0","type":"cedarv1","cedar":{"policies":["p"]}}'},
+        authz_configmap_data={
+            "policy.json": '{"version":"1.0","type":"cedarv1","cedar":{"policies":["permit(principal, action, resource);"]}}'
+        },
     )
     pod = dep(d)["spec"]["template"]["spec"]
     runconfig = (
@@ -456,14 +458,18 @@ def test_mcp_service_account_only_when_unset() -> None:
 
 
 def test_inline_authz_configmap() -> None:
-    spec = "image: img\nauthzConfig: {type: inline, inline: {policies: ['permit(a) when { x > 1 };', p2], entitiesJson: '[{}]'}}"
+    spec = (
+        "image: img\nauthzConfig: {type: inline, inline: {policies: ['permit(principal, action, resource)"
+        " when { context.x > 1 };', 'forbid(principal, action, resource);'], entitiesJson: '[ ]'}}"
+    )
     d = render(server(spec), FLAGS)
     assert d.authz_configmap is not None
     cm = body(d.authz_configmap)
     assert cm["metadata"]["name"] == "srv-authz-inline"
     assert cm["metadata"]["labels"] == {**COMMON, **MANAGED, "toolhive.stacklok.io/authz": "inline"}
     assert cm["data"] == {
-        "authz.json": '{"cedar":{"entities_json":"[{}]","policies":["permit(a) when { x \\u003e 1 };","p2"]},'
+        "authz.json": '{"cedar":{"entities_json":"[ ]","policies":["permit(principal, action, resource)'
+        ' when { context.x \\u003e 1 };","forbid(principal, action, resource);"]},'
         '"type":"cedarv1","version":"1.0"}'
     }
     assert ("ConfigMap", "srv-authz-inline") not in d.unwanted
@@ -505,7 +511,7 @@ secrets: [{name: app-secret, key: token, targetEnvName: APP_TOKEN}]
 externalAuthConfigRef: {name: ext}
 toolConfigRef: {name: tc}
 oidcConfig: {type: inline, inline: {issuer: https://iss, clientSecretRef: {name: oidc-secret, key: k}}}
-authzConfig: {type: inline, inline: {policies: [p]}}
+authzConfig: {type: inline, inline: {policies: ["permit(principal, action, resource);"]}}
 audit: {enabled: true}
 telemetry: {openTelemetry: {enabled: true, endpoint: otel:4317}}
 """
@@ -651,3 +657,35 @@ def test_what_thv_applies_is_what_it_renders(settings: OperatorSettings) -> None
 
     anyio.run(apply_all)
     assert sent == d.bodies()
+
+
+@pytest.mark.parametrize(
+    ("spec", "data", "message"),
+    [
+        (
+            "image: img\nauthzConfig: {type: inline, inline: {policies: ['permit(principal, action, resource']}}",
+            None,
+            "authzConfig.inline: Cedar policy 0 does not parse: ",
+        ),
+        (
+            "image: img\nauthzConfig: {type: inline, inline: {policies: ['permit(principal, action, resource);'],"
+            " entitiesJson: '{}'}}",
+            None,
+            "authzConfig.inline: Cedar entities_json is invalid: entities_json must be a JSON array",
+        ),
+        (
+            "image: img\nauthzConfig: {type: configMap, configMap: {name: pol}}",
+            {"authz.json": '{"version":"1.0","type":"cedarv1","cedar":{"policies":["permit(x);"]}}'},
+            'authz ConfigMap ns/pol key "authz.json": Cedar policy 0 does not parse: ',
+        ),
+    ],
+    ids=["inline-policy", "inline-entities", "configmap-policy"],
+)
+def test_a_cedar_policy_that_does_not_parse_is_refused_before_any_pod_starts(
+    spec: str, data: dict[str, str] | None, message: str
+) -> None:
+    """The same parse the runner's authorization middleware runs at start (thv.render.authz)."""
+    with pytest.raises(RenderError) as caught:
+        render(server(spec), FLAGS, authz_configmap_data=data)
+    assert caught.value.reason == REASON_INVALID_AUTHZ
+    assert caught.value.message.startswith(message), caught.value.message

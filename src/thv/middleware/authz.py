@@ -37,6 +37,7 @@ import yaml
 from thv.api import runconfig as rc
 from thv.middleware.jsonrpc import JSONObject, McpRequest
 from thv.proxy.config import ConfigError
+from thv.render.authz import CedarError, parse_cedar
 
 __all__ = ["AuthzError", "CedarAuthorizer", "Check", "load_authorizer"]
 
@@ -129,25 +130,11 @@ class CedarAuthorizer:
     """Policies parsed once; one ``cedarpy`` evaluation per decision."""
 
     def __init__(self, policies: list[str], entities_json: str = "[]", server_name: str = "") -> None:
-        if not policies:
-            raise AuthzError("at least one Cedar policy is required")
-        for index, policy in enumerate(policies):
-            try:
-                cedarpy.PolicySet.from_str(policy)
-            except ValueError as exc:
-                raise AuthzError(f"Cedar policy {index} does not parse: {exc}") from None
         try:
-            self.policies = cedarpy.PolicySet.from_str("\n".join(policies))
-        except ValueError as exc:  # e.g. two policies with one @id
-            raise AuthzError(f"Cedar policies do not parse together: {exc}") from None
-        try:
-            doc = json.loads(entities_json or "[]")
-            if not isinstance(doc, list):
-                raise ValueError("entities_json must be a JSON array")
-            self.entities_json = json.dumps(doc)
-            self.entities = cedarpy.Entities.from_json_str(self.entities_json)
-        except ValueError as exc:
-            raise AuthzError(f"Cedar entities_json is invalid: {exc}") from None
+            self.policies, self.entities_json = parse_cedar(policies, entities_json)
+        except CedarError as exc:
+            raise AuthzError(str(exc)) from None
+        self.entities = cedarpy.Entities.from_json_str(self.entities_json)
         self.server_name = server_name
 
     def check(self, request: McpRequest) -> Check:

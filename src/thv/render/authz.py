@@ -1,13 +1,47 @@
-"""The inline authorization ConfigMap ``<name>-authz-inline`` (mounted at /etc/toolhive/authz)."""
+"""Authorization: the inline ConfigMap ``<name>-authz-inline`` (mounted at /etc/toolhive/authz)
+and the one Cedar parse (:func:`parse_cedar`) that both the operator (a bad policy is a
+condition before any pod starts) and the runner's authorization middleware use."""
 
 from __future__ import annotations
+
+import json
+
+import cedarpy
 
 from thv.api.crds import AUTHZ_INLINE, MCPServer
 from thv.api.k8s import ConfigMap
 from thv.render import names
 from thv.render.common import go_json, object_meta, server_name
 
-__all__ = ["authz_inline_configmap", "authz_inline_json"]
+__all__ = ["CedarError", "authz_inline_configmap", "authz_inline_json", "parse_cedar"]
+
+
+class CedarError(ValueError):
+    """Cedar policies or entities that do not parse (the message names which, never more)."""
+
+
+def parse_cedar(policies: list[str], entities_json: str = "[]") -> tuple[cedarpy.PolicySet, str]:
+    """The policy set and the normalised entities JSON (an array), or :class:`CedarError`."""
+    if not policies:
+        raise CedarError("at least one Cedar policy is required")
+    for index, policy in enumerate(policies):
+        try:
+            cedarpy.PolicySet.from_str(policy)
+        except ValueError as exc:
+            raise CedarError(f"Cedar policy {index} does not parse: {' '.join(str(exc).split())}") from None
+    try:
+        policy_set = cedarpy.PolicySet.from_str("\n".join(policies))
+    except ValueError as exc:  # e.g. two policies with one @id
+        raise CedarError(f"Cedar policies do not parse together: {' '.join(str(exc).split())}") from None
+    try:
+        doc = json.loads(entities_json or "[]")
+        if not isinstance(doc, list):
+            raise ValueError("entities_json must be a JSON array")
+        normalised = json.dumps(doc)
+        cedarpy.Entities.from_json_str(normalised)
+    except ValueError as exc:
+        raise CedarError(f"Cedar entities_json is invalid: {' '.join(str(exc).split())}") from None
+    return policy_set, normalised
 
 
 def authz_inline_json(policies: list[str], entities_json: str) -> str:

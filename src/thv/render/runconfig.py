@@ -46,6 +46,7 @@ from thv.api.crds import (
 )
 from thv.api.k8s import ConfigMap
 from thv.render import names
+from thv.render.authz import CedarError, parse_cedar
 from thv.render.common import go_json_indent, object_meta, server_name, server_namespace
 from thv.render.errors import (
     REASON_INVALID_AUTHZ,
@@ -315,6 +316,7 @@ def authz_config(server: MCPServer, refs: References) -> rc.AuthzConfig | None:
             raise RenderError(
                 REASON_INVALID_AUTHZ, "inline authz config type specified but inline config is nil"
             )
+        _check_cedar("authzConfig.inline", list(ref.inline.policies), ref.inline.entities_json)
         return rc.AuthzConfig(
             cedar=rc.CedarConfig(policies=list(ref.inline.policies), entities_json=ref.inline.entities_json)
         )
@@ -360,7 +362,17 @@ def authz_config(server: MCPServer, refs: References) -> rc.AuthzConfig | None:
         problem = f"at least one policy is required for type {kind}"
     if problem is not None:
         raise RenderError(REASON_INVALID_AUTHZ, f"invalid {where}: {problem}")
+    assert cedar is not None and cedar.policies
+    _check_cedar(where, cedar.policies, cedar.entities_json or "[]")
     return rc.AuthzConfig(version=version, type=kind, cedar=cedar)
+
+
+def _check_cedar(where: str, policies: list[str], entities_json: str) -> None:
+    """The operator refuses what the runner's authorization middleware would refuse at start."""
+    try:
+        parse_cedar(policies, entities_json)
+    except CedarError as exc:
+        raise RenderError(REASON_INVALID_AUTHZ, f"{where}: {exc}") from None
 
 
 # --- telemetry ----------------------------------------------------------------------------------
