@@ -33,17 +33,23 @@ def mcpserver(
     annotations: dict[str, str] | None = None,
     external_auth: str | None = None,
     tool_config: str | None = None,
+    defaults: bool = True,
     **spec: Any,
 ) -> dict[str, Any]:
     """An MCPServer (default: the yardstick image over stdio on port 8080, builtin ``network``
-    profile, as upstream's scenarios); ``external_auth``/``tool_config`` name the referenced configs."""
-    body: dict[str, Any] = {
-        "image": IMAGE,
-        "transport": "stdio",
-        "port": 8080,
-        "permissionProfile": {"type": "builtin", "name": "network"},
-        **spec,
-    }
+    profile, as upstream's scenarios; ``defaults=False``: only the fields given);
+    ``external_auth``/``tool_config`` name the referenced configs."""
+    base: dict[str, Any] = (
+        {
+            "image": IMAGE,
+            "transport": "stdio",
+            "port": 8080,
+            "permissionProfile": {"type": "builtin", "name": "network"},
+        }
+        if defaults
+        else {}
+    )
+    body: dict[str, Any] = {**base, **spec}
     if external_auth:
         body["externalAuthConfigRef"] = {"name": external_auth}
     if tool_config:

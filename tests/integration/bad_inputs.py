@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from thvtest import manifests
+
 API_VERSION = "toolhive.stacklok.dev/v1alpha1"
 #: placeholder for a second namespace (not watched by the operator under test)
 OTHER_NS = "@other"
@@ -47,15 +49,15 @@ CLIENT_SECRET_KEY = "client-secret"
 CLIENT_SECRET_VALUE = "bi-control-client-secret-7c1e4f"
 
 
+TOKEN_URL = "https://idp.example.com/realms/mcp/protocol/openid-connect/token"
+
+
 def secret(name: str, namespace: str | None = None, **string_data: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "stringData": string_data}
+    return manifests.secret(name, string_data, namespace=namespace)
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    return manifests.configmap(name, data)
 
 
 def ext(
@@ -66,53 +68,28 @@ def ext(
     spec: dict[str, Any] | None = None,
     **te: Any,
 ) -> dict[str, Any]:
-    """An MCPExternalAuthConfig; ``te`` overrides (``None`` removes) tokenExchange fields."""
-    body: dict[str, Any] = {
-        "tokenUrl": "https://idp.example.com/realms/mcp/protocol/openid-connect/token",
+    """An MCPExternalAuthConfig (the control client secret, ``mcp-proxy``); ``te`` overrides
+    (``None`` removes) tokenExchange fields, ``spec`` replaces the whole spec."""
+    fields = {
+        "tokenUrl": TOKEN_URL,
         "clientId": "mcp-proxy",
         "clientSecretRef": secret_ref or {"name": CLIENT_SECRET_NAME, "key": CLIENT_SECRET_KEY},
-        "audience": "mcp-backend",
         **te,
     }
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "MCPExternalAuthConfig",
-        "metadata": meta,
-        "spec": spec
-        if spec is not None
-        else {
-            "type": "tokenExchange",
-            "tokenExchange": {k: v for k, v in body.items() if v is not None},
-        },
-    }
+    doc = manifests.extauth(name, namespace=namespace, secret=None, **fields)
+    if spec is not None:
+        doc["spec"] = spec
+    return doc
 
 
 def server(name: str, *, auth: str | None = None, toolref: str | None = None, **spec: Any) -> dict[str, Any]:
-    """An MCPServer (stdio, yardstick) referencing MCPExternalAuthConfig ``auth`` and MCPToolConfig
-    ``toolref``; ``spec`` overrides (``None`` removes) fields."""
-    body: dict[str, Any] = {
-        "image": "ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2",
-        "transport": "stdio",
-        "permissionProfile": {"type": "builtin", "name": "network"},
-    }
-    if auth is not None:
-        body["externalAuthConfigRef"] = {"name": auth}
-    if toolref is not None:
-        body["toolConfigRef"] = {"name": toolref}
-    body.update(spec)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "MCPServer",
-        "metadata": {"name": name},
-        "spec": {k: v for k, v in body.items() if v is not None},
-    }
+    """An MCPServer (stdio, yardstick, no port) referencing MCPExternalAuthConfig ``auth`` and
+    MCPToolConfig ``toolref``; ``spec`` overrides (``None`` removes) fields."""
+    return manifests.mcpserver(name, external_auth=auth, tool_config=toolref, **{"port": None, **spec})
 
 
 def toolconfig(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "MCPToolConfig", "metadata": {"name": name}, "spec": spec}
+    return manifests.toolconfig(name, **spec)
 
 
 # --- steps and expectations -----------------------------------------------------------------

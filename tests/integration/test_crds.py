@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from devcluster import ControlPlane
+from thvtest import manifests
 
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 TE = {
@@ -21,24 +22,12 @@ TE = {
 
 
 def ext(**te: Any) -> dict[str, Any]:
-    spec_te = {**TE, **te}
-    spec_te = {k: v for k, v in spec_te.items() if v is not None}
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": "x"},
-        "spec": {"type": "tokenExchange", "tokenExchange": spec_te},
-    }
+    return manifests.extauth("x", secret=None, **{**TE, **te})
 
 
 def srv(**spec: Any) -> dict[str, Any]:
-    s = {"image": "example.invalid/mcp:1", **spec}
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPServer",
-        "metadata": {"name": "x"},
-        "spec": {k: v for k, v in s.items() if v is not None},
-    }
+    """A minimal MCPServer: only the image (none of the kit's defaults)."""
+    return manifests.mcpserver("x", defaults=False, **{"image": "example.invalid/mcp:1", **spec})
 
 
 VALID = [
@@ -50,16 +39,7 @@ VALID = [
     ("extauth-public-client", "mcpexternalauthconfigs", ext(clientId=None, clientSecretRef=None)),
     ("server-minimal", "mcpservers", srv()),
     ("server-ref", "mcpservers", srv(externalAuthConfigRef={"name": "a"}, toolConfigRef={"name": "t"})),
-    (
-        "toolconfig",
-        "mcptoolconfigs",
-        {
-            "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-            "kind": "MCPToolConfig",
-            "metadata": {"name": "x"},
-            "spec": {"toolsFilter": ["a"]},
-        },
-    ),
+    ("toolconfig", "mcptoolconfigs", manifests.toolconfig("x", toolsFilter=["a"])),
 ]
 
 INVALID = [

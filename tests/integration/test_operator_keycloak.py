@@ -16,6 +16,7 @@ from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE
 
 from devcluster import ControlPlane
 from thv.proxy import config_from_args, config_from_runconfig
+from thvtest import manifests
 from thvtest.harness import run_operator, wait_for
 
 pytestmark = pytest.mark.keycloak
@@ -68,12 +69,7 @@ def test_operator_rendered_config_exchanges_with_keycloak(
             cp.api_request(
                 "POST",
                 f"{G}/{ns}/mcpexternalauthconfigs",
-                {
-                    "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-                    "kind": "MCPExternalAuthConfig",
-                    "metadata": {"name": "kc"},
-                    "spec": {"type": "tokenExchange", "tokenExchange": te},
-                },
+                manifests.extauth("kc", secret=None, **te),
             )[0]
             == 201
         )
@@ -81,18 +77,15 @@ def test_operator_rendered_config_exchanges_with_keycloak(
             cp.api_request(
                 "POST",
                 f"{G}/{ns}/mcpservers",
-                {
-                    "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-                    "kind": "MCPServer",
-                    "metadata": {"name": "srv"},
-                    "spec": {
-                        "image": "example.invalid/mcp:1",
-                        "transport": "streamable-http",
-                        "proxyPort": 8080,
-                        "mcpPort": 8080,
-                        "externalAuthConfigRef": {"name": "kc"},
-                    },
-                },
+                manifests.mcpserver(
+                    "srv",
+                    external_auth="kc",
+                    defaults=False,
+                    image="example.invalid/mcp:1",
+                    transport="streamable-http",
+                    proxyPort=8080,
+                    mcpPort=8080,
+                ),
             )[0]
             == 201
         )

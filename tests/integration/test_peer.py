@@ -13,6 +13,7 @@ from typing import Any
 
 from devcluster import ControlPlane
 from thv.crdgen import crd_objects
+from thvtest import manifests
 from thvtest.harness import wait_for
 from thvtest.peer import (
     PEER_NS,
@@ -61,31 +62,24 @@ def test_upstream_operator_reconciles_with_thv_crds(
             status, body = cp.api_request(
                 "POST",
                 f"{G}/{namespace}/mcpexternalauthconfigs",
-                {
-                    "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-                    "kind": "MCPExternalAuthConfig",
-                    "metadata": {"name": "auth"},
-                    "spec": {
-                        "type": "tokenExchange",
-                        "tokenExchange": {
-                            "tokenUrl": "https://idp.example.com/token",
-                            "clientId": "peer-client",
-                            "clientSecretRef": {"name": "oauth", "key": "client-secret"},
-                            "audience": "peer-aud",
-                        },
-                    },
-                },
+                manifests.extauth(
+                    "auth",
+                    audience="peer-aud",
+                    secret=("oauth", "client-secret"),
+                    tokenUrl="https://idp.example.com/token",
+                    clientId="peer-client",
+                ),
             )
             assert status == 201, body
             status, body = cp.api_request(
                 "POST",
                 f"{G}/{namespace}/mcpservers",
-                {
-                    "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-                    "kind": "MCPServer",
-                    "metadata": {"name": "fetch"},
-                    "spec": {"image": "example.invalid/mcp:1", "externalAuthConfigRef": {"name": "auth"}},
-                },
+                manifests.mcpserver(
+                    "fetch",
+                    external_auth="auth",
+                    defaults=False,
+                    image="example.invalid/mcp:1",
+                ),
             )
             assert status == 201, body
 

@@ -31,11 +31,20 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from bad_inputs import CASES, CLIENT_SECRET_VALUE, CONTROL_AUDIENCE, CONTROL_SETUP, CONTROLS_BEFORE, Surfaced
+from bad_inputs import (
+    CASES,
+    CLIENT_SECRET_VALUE,
+    CONTROL_AUDIENCE,
+    CONTROL_SETUP,
+    CONTROLS_BEFORE,
+    TOKEN_URL,
+    Surfaced,
+)
 from hygiene import SecretScanner
 from test_bad_input import GROUP_PATH, Snapshot, control_problem, send, surfaced_problem, wait_all
 
 from devcluster import ControlPlane
+from thvtest import manifests
 from thvtest.harness import run_operator, wait_for
 
 SECRET_ENV = "TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET"
@@ -59,35 +68,25 @@ def _free_port() -> int:
 
 
 def _extauth(name: str, secret: str, key: str, **te: Any) -> dict[str, Any]:
-    body = {
-        "tokenUrl": "https://idp.example.com/realms/mcp/protocol/openid-connect/token",
+    fields = {
+        "tokenUrl": TOKEN_URL,
         "clientId": "mcp-proxy",
-        "clientSecretRef": {"name": secret, "key": key},
         "audience": "hygiene-backend",
         "scopes": ["openid"],
-        **te,
     }
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPExternalAuthConfig",
-        "metadata": {"name": name},
-        "spec": {"type": "tokenExchange", "tokenExchange": {k: v for k, v in body.items() if v is not None}},
-    }
+    return manifests.extauth(name, secret=(secret, key), **{**fields, **te})
 
 
 def _server(name: str, auth: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "toolhive.stacklok.dev/v1alpha1",
-        "kind": "MCPServer",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "ghcr.io/stackloklabs/yardstick/yardstick-server:0.0.2",
-            "transport": "streamable-http",
-            "proxyPort": 8080,
-            "mcpPort": 8080,
-            "externalAuthConfigRef": {"name": auth},
-        },
-    }
+    return manifests.mcpserver(
+        name,
+        external_auth=auth,
+        defaults=False,
+        image=manifests.IMAGE,
+        transport="streamable-http",
+        proxyPort=8080,
+        mcpPort=8080,
+    )
 
 
 def _create(cp: ControlPlane, ns: str, body: Any) -> None:
