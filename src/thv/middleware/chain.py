@@ -61,7 +61,7 @@ from thv.proxy.asgi import Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from thv.runner.config import Middleware
 
-__all__ = ["ForwardFn", "McpChain", "build_chain", "chain_from_runconfig"]
+__all__ = ["ForwardFn", "McpChain", "build_chain", "chain_from_flags", "chain_from_runconfig"]
 
 log = logging.getLogger("thv.middleware")
 
@@ -718,4 +718,16 @@ def chain_from_runconfig(path: str) -> McpChain | None:
         config.middleware,
         server_name=w.name,
         transport=w.proxy_mode if w.transport == "stdio" else w.transport,
+    )
+
+
+def chain_from_flags(
+    values: Mapping[str, str | bool | tuple[str, ...]], *, server_name: str = "", transport: str = ""
+) -> McpChain | None:
+    """``thv proxy --tools … --authz-config …``: the chain for middleware flags, read by the
+    runner's own flag reading (one reading of the flags for both commands)."""
+    from thv.runner.config import middleware_from_flags
+
+    return build_chain(
+        middleware_from_flags(values, server_name), server_name=server_name, transport=transport
     )

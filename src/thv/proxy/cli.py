@@ -1,6 +1,9 @@
 """``thv proxy``: the command-line entry points mounted by :mod:`thv.cli`.
 
-``thv proxy --target http://127.0.0.1:9090 --port 8080 [--runconfig FILE] [--token-exchange-* ...]``
+``thv proxy --target http://127.0.0.1:9090 --port 8080 [--runconfig FILE] [--token-exchange-* ...]
+[--tools ... --tools-override ... --authz-config ... --audit-config ... --otel-* ...]``: the MCP
+middleware from flags spelled as ``thv-runner run``'s flag mode (one reading of them,
+``thv.runner.config.middleware_from_flags``), or from the runconfig's settings.
 
 The client secret is read from ``$TOOLHIVE_TOKEN_EXCHANGE_CLIENT_SECRET`` (never from a flag).
 Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the server failed to start,
@@ -20,7 +23,16 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from thv.proxy.config import ConfigError, ProxyConfig, add_config_arguments, config_from_namespace, describe
+from thv.proxy.config import (
+    MIDDLEWARE_FLAGS,
+    ConfigError,
+    ProxyConfig,
+    add_config_arguments,
+    add_middleware_arguments,
+    config_from_namespace,
+    describe,
+    middleware_values,
+)
 
 log = logging.getLogger("thv.proxy")
 
@@ -30,6 +42,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 def add_proxy_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``thv proxy`` flag to ``parser`` (the main CLI's ``proxy`` sub-parser)."""
     add_config_arguments(parser)
+    add_middleware_arguments(parser)
 
 
 async def serve(config: ProxyConfig, **app_kwargs: Any) -> int:
@@ -81,10 +94,22 @@ async def run_proxy(args: argparse.Namespace) -> int:
             )
         # MCP middleware hook (issue 15): the runconfig's tool filter, authz, audit and telemetry
         mcp = None
+        middleware = middleware_values(args)
         if args.runconfig:
             from thv.middleware.chain import chain_from_runconfig
 
+            if middleware:
+                given = next(
+                    f for f in MIDDLEWARE_FLAGS if f.removeprefix("--").replace("-", "_") in middleware
+                )
+                raise ConfigError(
+                    f"{given} cannot be combined with --runconfig (the file's middleware settings)"
+                )
             mcp = chain_from_runconfig(args.runconfig)
+        elif middleware:
+            from thv.middleware.chain import chain_from_flags
+
+            mcp = chain_from_flags(middleware, server_name=config.name or "")
     except ConfigError as exc:
         print(f"thv proxy: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

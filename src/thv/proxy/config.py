@@ -595,6 +595,66 @@ def config_from_flags(
     )
 
 
+#: the MCP middleware flags ``thv proxy`` shares with ``thv-runner run``'s flag mode (spelling, kind
+#: and help from :data:`thv.api.contract.FLAGS`; read by ``thv.runner.config.middleware_from_flags``)
+MIDDLEWARE_FLAGS: Final = (
+    "--tools",
+    "--tools-override",
+    "--authz-config",
+    "--audit-config",
+    "--enable-audit",
+    "--otel-enabled",
+    "--otel-endpoint",
+    "--otel-service-name",
+    "--otel-headers",
+    "--otel-env-vars",
+    "--otel-insecure",
+    "--otel-tracing-enabled",
+    "--otel-metrics-enabled",
+    "--otel-tracing-sampling-rate",
+    "--enable-prometheus-metrics-path",
+)
+
+
+def add_middleware_arguments(parser: argparse.ArgumentParser) -> None:
+    """``thv proxy``'s middleware flags, spelled and typed as in the contract (booleans Go-style:
+    ``--x`` or ``--x=true|false``)."""
+    g = parser.add_argument_group(
+        "MCP middleware (as thv-runner run's flag mode; not with --runconfig, which carries its own)"
+    )
+    for name in MIDDLEWARE_FLAGS:
+        spec = contract.FLAGS_BY_NAME[name]
+        if spec.kind is contract.FlagKind.LIST:
+            g.add_argument(name, action="append", default=None, help=spec.help or None)
+        elif spec.kind is contract.FlagKind.BOOL:
+            g.add_argument(
+                name, nargs="?", const="true", default=None, metavar="true|false", help=spec.help or None
+            )
+        else:
+            g.add_argument(name, default=None, help=spec.help or None)
+
+
+def middleware_values(ns: argparse.Namespace) -> dict[str, str | bool | tuple[str, ...]]:
+    """The middleware flags given to ``thv proxy``, as :func:`thv.api.contract.parse_flags`
+    values (lists as tuples, booleans parsed)."""
+    out: dict[str, str | bool | tuple[str, ...]] = {}
+    for name in MIDDLEWARE_FLAGS:
+        spec = contract.FLAGS_BY_NAME[name]
+        value = getattr(ns, spec.dest, None)
+        if value is None:
+            continue
+        if spec.kind is contract.FlagKind.LIST:
+            out[spec.dest] = tuple(value)
+        elif spec.kind is contract.FlagKind.BOOL:
+            try:
+                out[spec.dest] = contract.parse_bool(str(value), name)
+            except contract.ContractError as exc:
+                raise ConfigError(str(exc)) from None
+        else:
+            out[spec.dest] = str(value)
+    return out
+
+
 def config_from_namespace(ns: argparse.Namespace, *, env: Mapping[str, str] | None = None) -> ProxyConfig:
     """``thv proxy``'s argparse namespace (see :func:`add_config_arguments`) → :class:`ProxyConfig`
     through :func:`config_from_flags`."""

@@ -304,6 +304,32 @@ def _tools_override(text: str | None) -> dict[str, rc.ToolOverride]:
         raise ConfigError(f"--tools-override: {exc}") from None
 
 
+def middleware_from_flags(values: Mapping[str, str | bool | tuple[str, ...]], name: str) -> Middleware:
+    """The middleware settings of the flags (``--tools``, ``--tools-override``, ``--authz-config``,
+    ``--audit-config``/``--enable-audit``, ``--otel-*``, ``--enable-prometheus-metrics-path``,
+    ``--oidc-client-id``/``--oidc-introspection-url``): one reading for ``thv-runner run`` and
+    ``thv proxy``."""
+    tools: list[str] = []
+    for item in _list(values, "tools"):
+        tools.extend(t.strip() for t in item.split(",") if t.strip())
+    audit_path = _str(values, "audit_config") or ""
+    audit = (
+        rc.AuditConfig(max_data_size=DEFAULT_AUDIT_MAX_DATA_SIZE)
+        if _bool(values, "enable_audit") and not audit_path
+        else None
+    )
+    return Middleware(
+        tools_filter=_tools(tools),
+        tools_override=_tools_override(_str(values, "tools_override")),
+        authz_config_path=_str(values, "authz_config") or "",
+        audit_config_path=audit_path,
+        audit_config=audit,
+        telemetry=_telemetry_from_flags(values, name),
+        oidc_client_id=_str(values, "oidc_client_id") or "",
+        oidc_introspection_url=_str(values, "oidc_introspection_url") or "",
+    )
+
+
 def runner_config_from_flags(
     values: Mapping[str, str | bool | tuple[str, ...]],
     image: str,
@@ -334,15 +360,6 @@ def runner_config_from_flags(
     profile = (
         rc.PermissionProfile.builtin_network() if not profile_source else _builtin_profile(profile_source)
     )
-    tools: list[str] = []
-    for item in _list(values, "tools"):
-        tools.extend(t.strip() for t in item.split(",") if t.strip())
-    audit_path = _str(values, "audit_config") or ""
-    audit = (
-        rc.AuditConfig(max_data_size=DEFAULT_AUDIT_MAX_DATA_SIZE)
-        if _bool(values, "enable_audit") and not audit_path
-        else None
-    )
     workload = Workload(
         name=name,
         image=image,
@@ -361,16 +378,7 @@ def runner_config_from_flags(
         trust_proxy_headers=bool(_bool(values, "trust_proxy_headers")),
         debug=bool(_bool(values, "debug")),
     )
-    middleware = Middleware(
-        tools_filter=_tools(tools),
-        tools_override=_tools_override(_str(values, "tools_override")),
-        authz_config_path=_str(values, "authz_config") or "",
-        audit_config_path=audit_path,
-        audit_config=audit,
-        telemetry=_telemetry_from_flags(values, name),
-        oidc_client_id=_str(values, "oidc_client_id") or "",
-        oidc_introspection_url=_str(values, "oidc_introspection_url") or "",
-    )
+    middleware = middleware_from_flags(values, name)
     proxy = config_from_flags(proxy_flags(values), env=env)
     return RunnerConfig(workload=workload, proxy=proxy, middleware=middleware)
 
