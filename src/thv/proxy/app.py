@@ -34,13 +34,7 @@ from thv.proxy.asgi import Receive, Scope, Send, send_json
 from thv.proxy.cache import CachedToken, TokenCache, cache_key
 from thv.proxy.config import ConfigError, ProxyConfig, TokenExchangeSettings
 from thv.proxy.exchange import ExchangeError, TokenExchanger
-from thv.proxy.forward import (
-    DEFAULT_SHARDS,
-    ClientDisconnected,
-    Forwarder,
-    UpstreamError,
-    new_upstream_client,
-)
+from thv.proxy.forward import ClientDisconnected, Forwarder, RawForwarder, UpstreamError
 
 if TYPE_CHECKING:
     from thv.middleware.chain import McpChain
@@ -115,8 +109,12 @@ class ProxyApp:
         if config.target_url is None:
             raise ConfigError("no target: give --target (or target_port in the runconfig)")
         self.config = config
-        upstream = upstream_client or [new_upstream_client() for _ in range(DEFAULT_SHARDS)]
-        self.forwarder = Forwarder(upstream, config.target_url)
+        # the default: pooled HTTP/1.1 on asyncio streams; injected httpx clients keep working
+        self.forwarder: Forwarder | RawForwarder = (
+            Forwarder(upstream_client, config.target_url)
+            if upstream_client is not None
+            else RawForwarder(config.target_url)
+        )
         if exchange_timeout is None:
             exchange_timeout = config.exchange_timeout
         if cache_skew is None:

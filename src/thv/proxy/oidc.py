@@ -5,10 +5,18 @@ Mirrors what upstream's ``oidc_config`` asks for (``Issuer``, ``Audience``, ``JW
 discovery document. Keys are cached; an unknown ``kid`` triggers a refetch at most every
 ``min_refresh`` seconds (concurrent refetches are deduplicated). Only asymmetric algorithms are
 accepted. Token introspection (opaque tokens) is not supported.
+
+A token that passed is remembered (by its SHA-256, never the token itself) with its claims until
+its ``exp`` (plus the leeway the decode allowed), until the key set is next fetched (a rotation
+cannot leave a verdict that outlives its key), or until ``max_verified`` other tokens push it out:
+a client sends the same token on every request, and the RSA verification and the claim checks
+would otherwise be repeated for each (the data plane's hot path; upstream's Go validator pays it
+per request too, at Go's speed). Failures are never remembered.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import time
@@ -48,9 +56,13 @@ class OIDCValidator:
         keys_ttl: float = 600.0,
         min_refresh: float = 10.0,
         timeout: float = 10.0,
+        max_verified: int = 10_000,
     ) -> None:
         self.settings = settings
         self.leeway = leeway
+        self.max_verified = max_verified
+        # sha256(token) -> (claims, wall-clock deadline: exp + leeway); insertion-ordered (FIFO)
+        self._verified: dict[bytes, tuple[Mapping[str, Any], float]] = {}
         self.keys_ttl = keys_ttl
         self.min_refresh = min_refresh
         self._own_client = client is None
@@ -118,6 +130,7 @@ class OIDCValidator:
                     continue  # unsupported key type or algorithm
                 keys[str(jwk.get("kid", f"#{index}"))] = key
             self._keys = keys
+            self._verified.clear()  # verdicts never outlive the key set they were checked against
             self._fetched_at = time.monotonic()
             log.info("jwks loaded keys=%d url=%s", len(keys), self._jwks_url)
 
@@ -134,7 +147,24 @@ class OIDCValidator:
         raise InvalidToken("no matching signing key")
 
     async def validate(self, token: str) -> Mapping[str, Any]:
-        """The verified claims; raises :class:`InvalidToken` or :class:`ValidatorUnavailable`."""
+        """The verified claims; raises :class:`InvalidToken` or :class:`ValidatorUnavailable`.
+
+        The claims of a remembered token are shared between requests: treat them as read-only."""
+        digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            if time.time() < known[1] and time.monotonic() - self._fetched_at <= self.keys_ttl:
+                return known[0]
+            del self._verified[digest]
+        claims = await self._validate(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            if len(self._verified) >= self.max_verified:
+                del self._verified[next(iter(self._verified))]
+            self._verified[digest] = (claims, float(exp) + self.leeway)
+        return claims
+
+    async def _validate(self, token: str) -> Mapping[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
