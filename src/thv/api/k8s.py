@@ -342,11 +342,17 @@ class ContainerStateTerminated(msgspec.Struct, rename="camel", omit_defaults=Tru
     message: str | None = None
 
 
+class ContainerStateRunning(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """corev1.ContainerStateRunning."""
+
+    started_at: str | None = None
+
+
 class PodContainerState(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
-    """corev1.ContainerState (``running`` is only tested for presence)."""
+    """corev1.ContainerState (the fields thv reads)."""
 
     waiting: ContainerStateWaiting | None = None
-    running: dict[str, Any] | None = None
+    running: ContainerStateRunning | None = None
     terminated: ContainerStateTerminated | None = None
 
 

@@ -7,10 +7,12 @@ and the **MCP server** pods of the StatefulSet the runner creates (``app=<server
 * :func:`problem` -- the first pod that cannot run (an image that cannot be pulled, a container
   that keeps exiting, a container that cannot be created, a Failed pod), as a stable
   ``(reason, message)``: reasons the kubelet alternates between (``ErrImagePull`` /
-  ``ImagePullBackOff``, ``Error`` / ``CrashLoopBackOff``) are folded into one, and messages
-  carry no restart counts or back-off delays, so a crash loop does not rewrite the status (or
-  repeat the Warning Event) at every restart. A runner that refuses its configuration exits
-  with a one-line termination message (never a secret), quoted here.
+  ``ImagePullBackOff``, ``Error`` / ``CrashLoopBackOff``) are folded into one, messages carry no
+  restart counts or back-off delays, and a container restarted after a failure counts as
+  crash-looping until it has run for :data:`STABLE_AFTER` seconds (``recheck_after`` says when to
+  look again), so a crash loop does not rewrite the status (or repeat the Warning Event) at every
+  restart. A runner that refuses its configuration exits with a one-line termination message
+  (never a secret), quoted here.
 * :func:`mcp_ready` -- whether an MCP server pod is Ready (``None`` when the runner has not
   created one: a runner that creates none, or a node that runs no pods).
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
@@ -43,6 +46,8 @@ _WAITING: Final = MappingProxyType(
 )
 #: longest termination message quoted
 _MAX_TERMINATION = 300
+#: seconds a container restarted after a failure must run before it counts as recovered
+STABLE_AFTER = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,18 @@ class PodProblem:
 
     reason: str
     message: str
+    #: look again after this many seconds (a restarted container that may be recovering)
+    recheck_after: float | None = None
+
+
+def _since(timestamp: str | None, now: float) -> float | None:
+    """Seconds from an RFC 3339 ``timestamp`` to ``now`` (``None`` when unknown)."""
+    if not timestamp:
+        return None
+    try:
+        return now - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def role(pod: Pod) -> str:
@@ -76,7 +93,7 @@ def _exit(cs: PodContainerStatus) -> str:
     return f" ({code}: {text})" if text else f" ({code})"
 
 
-def _container_problem(pod: Pod, cs: PodContainerStatus) -> PodProblem | None:
+def _container_problem(pod: Pod, cs: PodContainerStatus, now: float) -> PodProblem | None:
     where = f"{role(pod)} pod {pod.metadata.name}: container {cs.name}"
     state = cs.state
     waiting = state.waiting if state is not None else None
@@ -91,17 +108,21 @@ def _container_problem(pod: Pod, cs: PodContainerStatus) -> PodProblem | None:
     terminated = state.terminated if state is not None else None
     if terminated is not None and terminated.exit_code not in (None, 0):
         return PodProblem(CRASH_LOOP, f"{where} keeps exiting{_exit(cs)}")
-    if cs.restart_count > 0 and not cs.ready and cs.last_state is not None:
-        last = cs.last_state.terminated
-        # restarted after a failure and not ready (yet): the brief "running" between two
-        # back-offs of a crash loop must not flip the status back and forth
-        if last is not None and last.exit_code not in (None, 0) and waiting is None:
-            return PodProblem(CRASH_LOOP, f"{where} keeps exiting{_exit(cs)}")
+    last = cs.last_state.terminated if cs.last_state is not None else None
+    if cs.restart_count > 0 and last is not None and last.exit_code not in (None, 0) and waiting is None:
+        # restarted after a failure: the brief "running" between two back-offs of a crash loop
+        # must not flip the status back and forth, so it is not recovered until it ran a while
+        running = state.running if state is not None else None
+        ran = _since(running.started_at if running is not None else None, now)
+        if ran is None or ran < STABLE_AFTER:
+            left = STABLE_AFTER - ran if ran is not None and ran < STABLE_AFTER else None
+            return PodProblem(CRASH_LOOP, f"{where} keeps exiting{_exit(cs)}", left)
     return None
 
 
-def problem(pods: Iterable[Pod]) -> PodProblem | None:
-    """The first pod (by name; runner pods first) that cannot run, or ``None``."""
+def problem(pods: Iterable[Pod], now: float) -> PodProblem | None:
+    """The first pod (by name; runner pods first) that cannot run at ``now`` (epoch seconds), or
+    ``None``."""
     live = _live(pods)
     live.sort(key=lambda p: role(p) != "proxy runner")
     for pod in live:
@@ -116,7 +137,7 @@ def problem(pods: Iterable[Pod]) -> PodProblem | None:
             *(st.container_statuses or ()),
         ]
         for cs in statuses:
-            found = _container_problem(pod, cs)
+            found = _container_problem(pod, cs, now)
             if found is not None:
                 return found
     return None
@@ -133,4 +154,3 @@ def mcp_ready(pods: Iterable[Pod]) -> bool | None:
     if not mcp:
         return None
     return any(_ready(p) for p in mcp)
-

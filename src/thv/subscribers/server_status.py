@@ -12,6 +12,7 @@ repeats them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bus import Requeue
@@ -116,13 +117,15 @@ async def write_status(ctx: Context, event: ServerStatusEvent) -> Requeue | None
             desired["externalAuthConfigHash"] = res.extauth_hash
             desired["toolConfigHash"] = res.toolconfig_hash
         pods = ctx.stores.server_pods(ns, name)
-        failing = problem(pods)
+        failing = problem(pods, time.time())
         mcp = mcp_ready(pods)
         if failing is not None:
             message = clip(failing.message)
             desired.update(phase="Failed", message=message)
             conditions.append(_condition(READY, False, failing.reason, message, gen))
             warn = (failing.reason, message)
+            if failing.recheck_after is not None:
+                requeue = Requeue(failing.recheck_after + 1.0)
         elif available and mcp is False:
             desired.update(phase="Pending", message="MCP server pod is not ready")
             conditions.append(
