@@ -17,10 +17,10 @@ def echo(text: str) -> str:
 
 
 @server.tool()
-def whoami(ctx: Context) -> str:  # type: ignore[type-arg]
+def whoami(ctx: Context) -> str:
     """The authorization the runner passed in _meta, and this process's id."""
-    meta = ctx.request_context.meta
-    extra = meta.model_dump() if meta is not None and hasattr(meta, "model_dump") else dict(meta or {})
+    meta = ctx.request_context.meta  # a TypedDict (mcp 2.x)
+    extra = dict(meta or {})
     return f"pid={os.getpid()} authorization={extra.get('dev.thv/authorization')}"
 
 

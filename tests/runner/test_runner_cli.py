@@ -13,7 +13,7 @@ import yaml
 
 from thv.runner.cli import dry_run_manifests, main
 from thv.runner.config import runner_config
-from thv.runner.workload import FIELD_MANAGER, headless_service, statefulset, strategic_merge
+from thv.runner.workload import FIELD_MANAGER, JSONObject, headless_service, statefulset, strategic_merge
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -24,7 +24,7 @@ def config(*argv: str, env: dict[str, str] | None = None) -> Any:
 
 
 def test_stdio_statefulset_upstream_shape() -> None:
-    sts = statefulset(config("--name=srv", "--proxy-port=8080", "img:1", "--", "--flag", "x"), "ns")
+    sts: Any = statefulset(config("--name=srv", "--proxy-port=8080", "img:1", "--", "--flag", "x"), "ns")
     labels = {
         "app": "srv",
         "toolhive": "true",
@@ -55,14 +55,15 @@ def test_stdio_statefulset_upstream_shape() -> None:
 
 def test_http_transport_headless_service() -> None:
     cfg = config("--name=web", "--transport=streamable-http", "--target-port=9001", "img")
-    svc = headless_service(cfg, "ns")
+    svc: Any = headless_service(cfg, "ns")
     assert svc is not None
     assert svc["metadata"]["name"] == "mcp-web-headless"
     assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["selector"] == {"app": "web"}
     assert svc["spec"]["ports"] == [
         {"name": "port-9001", "port": 9001, "targetPort": 9001, "protocol": "TCP"}
     ]
-    mcp = statefulset(cfg, "ns")["spec"]["template"]["spec"]["containers"][0]
+    sts: Any = statefulset(cfg, "ns")
+    mcp = sts["spec"]["template"]["spec"]["containers"][0]
     assert mcp["stdin"] is False and mcp["ports"] == [{"containerPort": 9001, "protocol": "TCP"}]
     assert {"name": "MCP_PORT", "value": "9001"} in mcp["env"]
 
@@ -84,7 +85,7 @@ def test_pod_patch_is_a_strategic_merge_and_cannot_change_what_runs() -> None:
             ],
         },
     }
-    sts = statefulset(
+    sts: Any = statefulset(
         config(
             "--name=srv", f"--k8s-pod-patch={json.dumps(patch)}", "--env=A=1", "--volume=/h:/d:ro", "img:2"
         ),
@@ -108,8 +109,12 @@ def test_pod_patch_is_a_strategic_merge_and_cannot_change_what_runs() -> None:
 
 
 def test_strategic_merge_rules() -> None:
-    base = {"a": {"b": 1, "c": 2}, "containers": [{"name": "x", "v": 1}], "args": [1, 2]}
-    patch = {"a": {"c": None, "d": 3}, "containers": [{"name": "x", "w": 2}, {"name": "y"}], "args": [3]}
+    base: JSONObject = {"a": {"b": 1, "c": 2}, "containers": [{"name": "x", "v": 1}], "args": [1, 2]}
+    patch: JSONObject = {
+        "a": {"c": None, "d": 3},
+        "containers": [{"name": "x", "w": 2}, {"name": "y"}],
+        "args": [3],
+    }
     assert strategic_merge(base, patch) == {
         "a": {"b": 1, "d": 3},
         "containers": [{"name": "x", "v": 1, "w": 2}, {"name": "y"}],
@@ -118,7 +123,8 @@ def test_strategic_merge_rules() -> None:
 
 
 def test_privileged_profile_and_builtin_none(tmp_path: Path) -> None:
-    mcp = statefulset(config("--name=s", "--permission-profile=none", "img"), "ns")["spec"]["template"]
+    sts: Any = statefulset(config("--name=s", "--permission-profile=none", "img"), "ns")
+    mcp = sts["spec"]["template"]
     assert mcp["metadata"]["annotations"] == {"toolhive.stacklok.dev/permission-profile": "none"}
 
 
@@ -234,8 +240,9 @@ def test_owner_reference_from_the_service_account_token() -> None:
     assert service_account_owner("not-a-jwt") is None
     cfg = config("--name=srv", "--transport=sse", "--target-port=1", "img")
     owner = service_account_owner(token(bound))
-    assert statefulset(cfg, "ns", owner=owner)["metadata"]["ownerReferences"] == [owner]
-    svc = headless_service(cfg, "ns", owner)
+    sts: Any = statefulset(cfg, "ns", owner=owner)
+    assert sts["metadata"]["ownerReferences"] == [owner]
+    svc: Any = headless_service(cfg, "ns", owner)
     assert svc is not None and svc["metadata"]["ownerReferences"] == [owner]
 
 
