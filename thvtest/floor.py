@@ -191,10 +191,11 @@ class FloorProcess:
         self.proc.stdin.flush()
 
     def check(self) -> None:
-        """Raise if the writer failed (it exits by itself, with 0, once everything is sent)."""
-        rc = self.proc.poll()
-        if rc not in (None, 0):
-            raise RuntimeError(f"floorwriter exited with {rc}")
+        """Raise if the writer failed (it exits by itself, with 0, once everything is sent).
+        Looks without reaping (``WNOWAIT``), so that :meth:`result` can read its rusage."""
+        info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None and info.si_status != 0:
+            raise RuntimeError(f"floorwriter exited with {info.si_status}")
 
     def result(self, timeout: float = 600.0) -> dict[str, Any]:
         """The writer's summary (sent, ok, failed, by_status, seconds, errors); reaps it and
@@ -214,7 +215,7 @@ class FloorProcess:
         return self._summary
 
     def close(self) -> None:
-        if self.proc.poll() is None and self.proc.returncode is None:
+        if self.proc.returncode is None:
             self.proc.kill()
             self.proc.wait()
         if self._log is not None:
