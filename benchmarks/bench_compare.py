@@ -25,6 +25,16 @@ Figures
                 writes per server. A fresh control plane per operator and N, bounded by
                 ``--cold-timeout``; an unfinished run is recorded with how far it got.
 
+  floor         the same figures for the lowest-overhead writer built here (``tools/floorwriter``,
+                :mod:`thvtest.floor`): thv's own writes of the run, taken from the audit log (the
+                policy logs the operators' write bodies), replayed with client-go's transport over
+                one HTTP/2 connection, up to 256 in flight, as thv's ServiceAccount. Propagation:
+                in thv's namespace after thv has stopped, per repetition the same config change
+                followed at once by thv's writes for it; cold start: a fresh control plane with
+                the same servers, thv's cold-start writes (a "Running" status only once its
+                Deployment is available). Reported as thv ÷ floor; ``--no-floor`` skips it.
+  plot          ``docs/img/compare.png``: propagation and cold-start time against N (``--plot``).
+
 Run: ``.venv/bin/python benchmarks/bench_compare.py`` (full, long), ``--quick`` (smoke),
 ``--only thv|peer``, ``--n 1,100`` (propagation sizes), ``--cold-n 1000``. Prints tables and the
 growth with N, and writes ``benchmarks/results/compare.txt`` (not with ``--quick`` unless
@@ -59,6 +69,7 @@ from devcluster import ControlPlane
 from devcluster.controlplane import free_port
 from thv.crdgen import crd_objects
 from thvtest import manifests
+from thvtest.floor import AUDIT_POLICY, FloorProcess, build_floor, for_cluster, record, write_ops
 from thvtest.harness import OPERATOR_USER, operator_kubeconfig
 from thvtest.peer import (
     PEER_USER,
@@ -76,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 G = "/apis/toolhive.stacklok.dev/v1alpha1/namespaces"
 HASH_ANN = "toolhive.stacklok.dev/externalauthconfig-hash"
 OPERATORS = ("thv", "peer")
-USERS = {"thv": OPERATOR_USER, "peer": PEER_USER}
+USERS = {"thv": OPERATOR_USER, "peer": PEER_USER, "floor": OPERATOR_USER}
 THV_RESYNC = 30.0
 IDLE_WINDOW = 45.0
 RESTART_WINDOW = 60.0
@@ -347,7 +358,7 @@ def wait_trackers(
     trackers: Sequence[tuple[str, Tracker]],
     timeout: float,
     label: str,
-    proc: OperatorProcess,
+    proc: OperatorProcess | FloorProcess,
     every: float = 5.0,
 ) -> bool:
     """Wait until every tracker is done (True) or ``timeout`` (False), printing progress."""
@@ -417,16 +428,24 @@ class Cluster:
 
 @contextlib.contextmanager
 def cluster(ops: Sequence[str], peer_bin: Path | None) -> Iterator[Cluster]:
-    with ControlPlane(quiet=True) as cp, tempfile.TemporaryDirectory(prefix="thv-compare-") as tmp:
-        extra = install_peer_crds(cp) if "peer" in ops else []
-        if "peer" not in ops:
-            apply_crds(cp, crd_objects())
-        kcs: dict[str, Path] = {}
-        if "thv" in ops:
-            kcs["thv"] = operator_kubeconfig(cp, Path(tmp))
-        if "peer" in ops:
-            kcs["peer"] = peer_kubeconfig(cp, Path(tmp))
-        yield Cluster(cp, Api(cp), Path(tmp), kcs, peer_bin, extra)
+    with tempfile.TemporaryDirectory(prefix="thv-compare-") as tmp:
+        # the operators' write bodies are logged (both alike) so the floor can replay thv's writes
+        policy = Path(tmp) / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        with ControlPlane(quiet=True, extra_apiserver_args=[f"--audit-policy-file={policy}"]) as cp:
+            yield _cluster(cp, Path(tmp), ops, peer_bin)
+
+
+def _cluster(cp: ControlPlane, tmp: Path, ops: Sequence[str], peer_bin: Path | None) -> Cluster:
+    extra = install_peer_crds(cp) if "peer" in ops else []
+    if "peer" not in ops:
+        apply_crds(cp, crd_objects())
+    kcs: dict[str, Path] = {}
+    if "thv" in ops:
+        kcs["thv"] = operator_kubeconfig(cp, tmp)
+    if "peer" in ops:
+        kcs["peer"] = peer_kubeconfig(cp, tmp)
+    return Cluster(cp, Api(cp), tmp, kcs, peer_bin, extra)
 
 
 # -- propagation, idle, restart ------------------------------------------------------------------
@@ -450,6 +469,8 @@ class PropResult:
     restart_ready: float = 0.0
     setup_seconds: float = 0.0
     settled: bool = True
+    load: list[float] = field(default_factory=list)
+    """1-minute load average at the end of each repetition."""
     note: str = ""
 
 
@@ -472,9 +493,21 @@ def template_hash(dep: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def propagation(c: Cluster, op: str, n: int, reps: int, *, timeout: float, settle_cap: float) -> PropResult:
+def propagation(
+    c: Cluster,
+    op: str,
+    n: int,
+    reps: int,
+    *,
+    timeout: float,
+    settle_cap: float,
+    floor_bin: Path | None = None,
+) -> list[PropResult]:
+    """The operator's propagation result; for thv with ``floor_bin`` also the floor's, measured
+    in the same namespace after thv (see :func:`floor_propagation`)."""
     ns = f"{op}-p{n}"
     res = PropResult(op, n)
+    recorded: list[tuple[str, int, int]] = []  # (audience, audit mark before, after) per rep
     label = f"{op} N={n}"
     user = USERS[op]
     t_setup = time.monotonic()
@@ -493,7 +526,7 @@ def propagation(c: Cluster, op: str, n: int, reps: int, *, timeout: float, settl
             if not wait_trackers(first, timeout, f"{label} initial", proc):
                 res.note = "initial reconcile timed out"
                 res.settled = False
-                return res
+                return [res]
             mark0 = c.cp.audit.mark()
             _, res.settled = wait_quiet(c.cp, 0, user, ns, quiet=QUIET, cap=settle_cap)
             res.setup_seconds = time.monotonic() - t_setup
@@ -534,6 +567,7 @@ def propagation(c: Cluster, op: str, n: int, reps: int, *, timeout: float, settl
                 if not ok:
                     res.note = f"rep {rep}: not propagated within {timeout:.0f}s"
                     break
+                res.load.append(os.getloadavg()[0])
                 cm_done = tracks[0][1].done_at
                 assert cm_done is not None
                 res.cm_latency.append(cm_done - t0)
@@ -542,6 +576,7 @@ def propagation(c: Cluster, op: str, n: int, reps: int, *, timeout: float, settl
                     assert dep_done is not None
                     res.dep_latency.append(max(dep_done, cm_done) - t0)
                 total, quiet = wait_quiet(c.cp, mark, user, ns, quiet=QUIET, cap=settle_cap)
+                recorded.append((aud, mark, c.cp.audit.mark()))
                 by = count_writes(c.cp, mark, user, ns)
                 total = sum(by.values())
                 window = time.monotonic() - t0 - (QUIET if quiet else 0.0)
@@ -578,9 +613,79 @@ def propagation(c: Cluster, op: str, n: int, reps: int, *, timeout: float, settl
             f"{label}: idle {res.idle_writes} writes in {IDLE_WINDOW:.0f}s, "
             f"restart {res.restart_writes} writes in {RESTART_WINDOW:.0f}s after ready"
         )
+        if floor_bin is not None and op == "thv":
+            return [res, floor_propagation(c, n, recorded, floor_bin, cms, deps, timeout=timeout)]
     finally:
         cms.stop()
         deps.stop()
+    return [res]
+
+
+def floor_propagation(
+    c: Cluster,
+    n: int,
+    recorded: Sequence[tuple[str, int, int]],
+    floor_bin: Path,
+    cms: Watch,
+    deps: Watch,
+    *,
+    timeout: float,
+) -> PropResult:
+    """The floor in thv's namespace, with thv stopped: per repetition of thv, the same config
+    change (to the same audience) followed at once by thv's writes for it, replayed by the
+    floor writer as thv's ServiceAccount; timed and counted like thv."""
+    ns, label = f"thv-p{n}", f"floor N={n}"
+    res = PropResult("floor", n)
+    for rep, (aud, start, end) in enumerate(recorded, 1):
+        ops = record(c.cp.audit_log_path, start, end, OPERATOR_USER, ns)
+        path = write_ops(ops, c.tmp / f"floor-p{n}-{rep}.jsonl")
+        with deps.lock:
+            before = {name: template_hash(d) for name, d in deps.objects.items()}
+
+        def rolled_pred(d: dict[str, Any], b: dict[str, str | None] = before) -> bool:
+            return template_hash(d) not in (None, b.get(d["metadata"]["name"]))
+
+        tracks = [
+            ("configmaps updated", cms.track(runconfig_has(aud), n)),
+            ("deployments rolled", deps.track(rolled_pred, n)),
+        ]
+        with FloorProcess(
+            floor_bin, c.kubeconfigs["thv"], path, log_path=c.tmp / f"floor-p{n}-{rep}.log"
+        ) as fp:
+            fp.wait_ready()
+            mark = c.cp.audit.mark()
+            t0 = time.monotonic()
+            status, body = c.cp.api_request(
+                "PATCH",
+                f"{G}/{ns}/mcpexternalauthconfigs/auth",
+                {"spec": {"tokenExchange": {"audience": aud}}},
+            )
+            if status != 200:
+                raise RuntimeError(f"patch config: HTTP {status}: {body}")
+            fp.go()
+            ok = wait_trackers(tracks, timeout, f"{label} rep {rep}/{len(recorded)}", fp)
+            summary = fp.result() if ok else {}
+        cms.untrack(tracks[0][1])
+        deps.untrack(tracks[1][1])
+        if not ok:
+            res.note = f"rep {rep}: not propagated within {timeout:.0f}s"
+            break
+        cm_done, dep_done = tracks[0][1].done_at, tracks[1][1].done_at
+        assert cm_done is not None and dep_done is not None
+        res.cm_latency.append(cm_done - t0)
+        res.dep_latency.append(max(cm_done, dep_done) - t0)
+        res.load.append(os.getloadavg()[0])
+        by = count_writes(c.cp, mark, OPERATOR_USER, ns)
+        res.writes.append(sum(by.values()))
+        res.by_resource.append(dict(by))
+        res.quiet.append(True)
+        if summary.get("failed") or summary.get("errors"):
+            res.note += f" rep {rep}: {summary.get('failed')} failed writes {summary.get('errors')};"
+        say(
+            f"{label} rep {rep}/{len(recorded)}: configmaps {res.cm_latency[-1]:.2f}s, deployments "
+            f"{res.dep_latency[-1]:.2f}s, {res.writes[-1]} writes of {len(ops)} replayed "
+            f"(writer busy {summary.get('seconds', 0):.2f}s)"
+        )
     return res
 
 
@@ -601,10 +706,20 @@ class ColdResult:
     writes: int = 0
     by_resource: dict[str, int] = field(default_factory=dict)
     timeout: float = 0.0
+    load: float = 0.0
+    """1-minute load average at the end."""
     note: str = ""
 
 
-def cold_start(ops: Sequence[str], op: str, n: int, peer_bin: Path | None, timeout: float) -> ColdResult:
+def cold_start(
+    ops: Sequence[str],
+    op: str,
+    n: int,
+    peer_bin: Path | None,
+    timeout: float,
+    record_into: list[dict[str, Any]] | None = None,
+) -> ColdResult:
+    """One cold start; ``record_into`` receives the operator's writes (floor ops)."""
     res = ColdResult(op, n, timeout=timeout)
     label = f"{op} cold N={n}"
     say(f"{label}: fresh control plane")
@@ -650,12 +765,84 @@ def cold_start(ops: Sequence[str], op: str, n: int, peer_bin: Path | None, timeo
                     wait_quiet(c.cp, mark, USERS[op], ns, quiet=QUIET, cap=30.0)
             by = count_writes(c.cp, mark, USERS[op], ns)
             res.writes, res.by_resource = sum(by.values()), dict(by)
+            res.load = os.getloadavg()[0]
+            if record_into is not None:
+                record_into.extend(record(c.cp.audit_log_path, mark, None, USERS[op], ns))
         finally:
             for w in (cms, deps, srv):
                 w.stop()
     say(
         f"{label}: objects {fmt_s(res.objects_seconds)}, Running {fmt_s(res.running_seconds)}, "
         f"peak RSS {res.peak_rss_mib:.0f} MiB, {res.writes} writes {res.note}"
+    )
+    return res
+
+
+def floor_cold(n: int, recorded: list[dict[str, Any]], floor_bin: Path, timeout: float) -> ColdResult:
+    """The floor's cold start: a fresh control plane set up as for thv (same namespace, servers,
+    identity), then the floor writer sends thv's recorded cold-start writes (ownerReferences
+    mapped to this cluster's UIDs; each "Running" status write waits until its Deployment is
+    available, as thv's does); timed from the writer's process start, like an operator's."""
+    res = ColdResult("floor", n, timeout=timeout)
+    label = f"floor cold N={n}"
+    say(f"{label}: fresh control plane")
+    with cluster(["thv"], None) as c:
+        ns = f"thv-c{n}"  # thv's namespace: the recorded request URIs name it
+        t = time.monotonic()
+        setup_namespace(c.cp, c.api, ns, n, label)
+        res.create_seconds = time.monotonic() - t
+        cms = Watch(c.api, f"/api/v1/namespaces/{ns}/configmaps").start()
+        deps = Watch(c.api, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
+        srv = Watch(c.api, f"{G}/{ns}/mcpservers").start()
+        try:
+            uids: dict[tuple[str, str], str] = {}
+            with srv.lock:
+                for name, o in srv.objects.items():
+                    uids[("MCPServer", name)] = o["metadata"]["uid"]
+            status, body = c.api.request("GET", f"{G}/{ns}/mcpexternalauthconfigs/auth")
+            if status == 200:
+                uids[("MCPExternalAuthConfig", "auth")] = body["metadata"]["uid"]
+            path = write_ops(for_cluster(recorded, uids, gate_running=True), c.tmp / f"floor-c{n}.jsonl")
+            cm_t = cms.track(runconfig_has("aud-0"), n)
+            dep_t = deps.track(lambda d: True, n)
+            run_t = srv.track(lambda s: (s.get("status") or {}).get("phase") == "Running", n)
+            mark = c.cp.audit.mark()
+            with FloorProcess(
+                floor_bin, c.kubeconfigs["thv"], path, gate_namespace=ns, log_path=c.tmp / f"floor-c{n}.log"
+            ) as fp:
+                res.ready_seconds = fp.wait_ready()
+                fp.go()
+                wait_trackers(
+                    [("configmaps", cm_t), ("deployments", dep_t), ("servers Running", run_t)],
+                    timeout - res.ready_seconds,
+                    label,
+                    fp,
+                    every=15.0,
+                )
+                t0 = fp.started_at
+                if cm_t.done_at is not None and dep_t.done_at is not None:
+                    res.objects_seconds = max(cm_t.done_at, dep_t.done_at) - t0
+                if run_t.done_at is not None:
+                    res.running_seconds = run_t.done_at - t0
+                res.cms, res.deps, res.running = cm_t.count, dep_t.count, run_t.count
+                summary = fp.result(timeout=60) if run_t.done_at is not None else {"errors": ["killed"]}
+                res.peak_rss_mib = res.rss_mib = fp.peak_rss_mib
+            if res.running_seconds is None:
+                res.note = (
+                    f"not at steady state after {timeout:.0f}s: {res.cms}/{n} configmaps, "
+                    f"{res.deps}/{n} deployments, {res.running}/{n} Running"
+                )
+            if summary.get("failed") or summary.get("errors"):
+                res.note += f" {summary.get('failed')} failed writes {summary.get('errors')}"
+            by = count_writes(c.cp, mark, OPERATOR_USER, ns)
+            res.writes, res.by_resource = sum(by.values()), dict(by)
+            res.load = os.getloadavg()[0]
+        finally:
+            for w in (cms, deps, srv):
+                w.stop()
+    say(
+        f"{label}: objects {fmt_s(res.objects_seconds)}, Running {fmt_s(res.running_seconds)}, "
+        f"{res.writes} writes of {len(recorded)} replayed {res.note}"
     )
     return res
 
@@ -740,6 +927,26 @@ def report_propagation(props: list[PropResult], reps: int) -> list[str]:
             f"{'not updated (v0.3.11)' if q else '—'} | {num(tw, 0)} | {num(qw, 0)} | {ratio(qw, tw)} | "
             f"{num(tw / n if tw is not None else None)} | {num(qw / n if qw is not None else None)} | {num(qbg, 1)} |"
         )
+    if any(r.op == "floor" for r in props):
+        out += [
+            "",
+            "### Against the floor (thv's own writes replayed by tools/floorwriter, same cluster and "
+            "namespace, thv stopped; ConfigMaps + Deployments rolled; median; ratio = thv / floor)",
+            "",
+            "| N | thv (s) | floor (s) | thv ÷ floor | thv ConfigMaps (s) | floor ConfigMaps (s) | thv ÷ floor "
+            "| thv writes | floor writes | load (1-min avg) thv / floor |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n in sizes:
+            t, f = p.get(("thv", n)), p.get(("floor", n))
+            if t is None or f is None:
+                continue
+            td, fd, tc, fc = med(t.dep_latency), med(f.dep_latency), med(t.cm_latency), med(f.cm_latency)
+            out.append(
+                f"| {n} | {num(td)} | {num(fd)} | {ratio(td, fd)} | {num(tc)} | {num(fc)} | {ratio(tc, fc)} "
+                f"| {num(_med_writes(t), 0)} | {num(_med_writes(f), 0)} "
+                f"| {num(med(t.load), 1)} / {num(med(f.load), 1)} |"
+            )
     out += ["", "Writes for one change by resource (first repetition):", ""]
     out += [f"- {r.op} N={r.n}: {by_str(r.by_resource[0])}" for r in props if r.by_resource]
     out += [
@@ -766,6 +973,7 @@ def report_propagation(props: list[PropResult], reps: int) -> list[str]:
             + f", writes {r.writes}, background before each (writes/s) {[round(x, 1) for x in r.rep_background]}"
             + f", net {[None if x is None else round(x) for x in r.corrected]}, quiet after change {r.quiet}, settled before reps {r.settled}"
             + f" (setup {r.setup_seconds:.0f}s), idle by resource {by_str(r.idle_by)}"
+            + f", load {[round(x, 1) for x in r.load]}"
             + (f"; {r.note}" if r.note else "")
         )
     return out
@@ -796,12 +1004,32 @@ def report_cold(colds: list[ColdResult]) -> list[str]:
             f"{ratio(q.peak_rss_mib if q else None, t.peak_rss_mib if t else None)} | "
             f"{num(t.writes / n) if t else '—'} | {num(q.writes / n) if q else '—'} |"
         )
+    if any(r.op == "floor" for r in colds):
+        out += [
+            "",
+            "### Cold start against the floor (thv's recorded writes replayed by tools/floorwriter on a "
+            "fresh control plane; ratio = thv / floor)",
+            "",
+            "| N | thv objects (s) | floor objects (s) | thv ÷ floor | thv all Running (s) | floor all Running (s) "
+            "| thv ÷ floor | thv writes | floor writes | load (1-min avg) thv / floor |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n in sorted({r.n for r in colds}):
+            t, f = c.get(("thv", n)), c.get(("floor", n))
+            if t is None or f is None:
+                continue
+            out.append(
+                f"| {n} | {_cell(t, t.objects_seconds)} | {_cell(f, f.objects_seconds)} "
+                f"| {ratio(t.objects_seconds, f.objects_seconds)} | {_cell(t, t.running_seconds)} "
+                f"| {_cell(f, f.running_seconds)} | {ratio(t.running_seconds, f.running_seconds)} "
+                f"| {t.writes} | {f.writes} | {t.load:.1f} / {f.load:.1f} |"
+            )
     out += ["", "Cold-start details:", ""]
     for r in colds:
         out.append(
             f"- {r.op} N={r.n}: {r.create_seconds:.0f}s to create the servers; operator ready "
             f"{r.ready_seconds:.1f}s; {r.cms} configmaps, {r.deps} deployments, {r.running} Running; "
-            f"RSS at the end {r.rss_mib:.0f} MiB; writes {by_str(r.by_resource)}"
+            f"RSS at the end {r.rss_mib:.0f} MiB; load {r.load:.1f}; writes {by_str(r.by_resource)}"
             + (f"; {r.note}" if r.note else "")
         )
     return out
@@ -809,7 +1037,7 @@ def report_cold(colds: list[ColdResult]) -> list[str]:
 
 def report_growth(props: list[PropResult], colds: list[ColdResult]) -> list[str]:
     out = ["### Growth with N", ""]
-    for op in OPERATORS:
+    for op in (*OPERATORS, "floor"):
         rows = sorted((r for r in props if r.op == op), key=lambda r: r.n)
         if not rows:
             continue
@@ -825,7 +1053,7 @@ def report_growth(props: list[PropResult], colds: list[ColdResult]) -> list[str]
                 f"  - latency slope {1000 * (lb - la) / (last.n - first.n):.1f} ms per extra server; "
                 f"{wb / last.n:.2f} writes per server at N={last.n}"
             )
-    for op in OPERATORS:
+    for op in (*OPERATORS, "floor"):
         crows = sorted((r for r in colds if r.op == op), key=lambda r: r.n)
         if crows:
             curve = "; ".join(
@@ -836,6 +1064,65 @@ def report_growth(props: list[PropResult], colds: list[ColdResult]) -> list[str]
             )
             out.append(f"- {op} cold start: {curve}")
     return out
+
+
+def plot(props: list[PropResult], colds: list[ColdResult], path: Path) -> None:
+    """Propagation and cold-start time against N for thv, upstream and the floor (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    style = {
+        "thv": ("thv (ConfigMaps + Deployments)", "tab:blue", "o"),
+        "peer": (f"upstream {TOOLHIVE_VERSION} (ConfigMaps only)", "tab:orange", "s"),
+        "floor": ("floor: thv's writes, Go client (ConfigMaps + Deployments)", "tab:green", "^"),
+    }
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    for op, (label, color, marker) in style.items():
+        rows = sorted((r for r in props if r.op == op and r.cm_latency), key=lambda r: r.n)
+        if not rows:
+            continue
+        samples = [r.dep_latency or r.cm_latency for r in rows]
+        ys = [statistics.median(x) for x in samples]
+        lo = [y - min(x) for y, x in zip(ys, samples, strict=True)]
+        hi = [max(x) - y for y, x in zip(ys, samples, strict=True)]
+        ax1.errorbar(
+            [r.n for r in rows], ys, yerr=[lo, hi], label=label, color=color, marker=marker, capsize=3
+        )
+    ax1.set_xlabel("N servers referencing the changed config")
+    ax1.set_ylabel("propagation (s), median, bars: min-max")
+    ax1.set_title("One MCPExternalAuthConfig change → N servers")
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=8)
+    cold_ns = sorted({r.n for r in colds})
+    width = 0.8 / 3
+    for i, op in enumerate(("thv", "peer", "floor")):
+        label, color, _ = style[op]
+        by_n = {r.n: r for r in colds if r.op == op}
+        xs = [j + (i - 1) * width for j, n in enumerate(cold_ns) if n in by_n]
+        objects = [by_n[n].objects_seconds or 0.0 for n in cold_ns if n in by_n]
+        running = [by_n[n].running_seconds or 0.0 for n in cold_ns if n in by_n]
+        if not xs:
+            continue
+        ax2.bar(
+            xs,
+            running,
+            width,
+            color=color,
+            alpha=0.45,
+            label=f"{op.replace('peer', 'upstream')}: all Running",
+        )
+        ax2.bar(xs, objects, width, color=color, label=f"{op.replace('peer', 'upstream')}: all objects")
+    ax2.set_xticks(range(len(cold_ns)), [f"N = {n:,}" for n in cold_ns])
+    ax2.set_ylabel("seconds from operator start")
+    ax2.set_title("Cold start")
+    ax2.grid(alpha=0.3, axis="y")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def report(props: list[PropResult], colds: list[ColdResult], reps: int) -> str:
@@ -865,6 +1152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--out", type=Path, help="result file (default benchmarks/results/compare.txt; none with --quick)"
     )
+    ap.add_argument(
+        "--no-floor", action="store_true", help="skip the floor (thv's writes replayed by tools/floorwriter)"
+    )
+    ap.add_argument(
+        "--plot", type=Path, help="PNG of the results (default docs/img/compare.png; none with --quick)"
+    )
     args = ap.parse_args(argv)
     ops = [args.only] if args.only else list(OPERATORS)
     sizes = [int(x) for x in (args.n or ("1,20" if args.quick else "1,100,500")).split(",") if x]
@@ -875,6 +1168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = machine()
     for line in header:
         say(line)
+    plot_path = args.plot or (None if args.quick else ROOT / "docs" / "img" / "compare.png")
+    floor_bin = None
+    if "thv" in ops and not args.no_floor:
+        t = time.monotonic()
+        floor_bin = build_floor()
+        say(f"floor binary {floor_bin} ({time.monotonic() - t:.1f}s)")
     peer_bin = None
     if "peer" in ops:
         t = time.monotonic()
@@ -908,14 +1207,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cluster([op], peer_bin) as c:
             extra = extra or c.upstream_only_crds
             for n in sizes:
-                props.append(propagation(c, op, n, reps, timeout=args.timeout, settle_cap=args.settle_cap))
+                props += propagation(
+                    c, op, n, reps, timeout=args.timeout, settle_cap=args.settle_cap, floor_bin=floor_bin
+                )
                 emit(False)
     for n in cold_sizes:
+        timeout = args.cold_timeout or (600.0 if n <= 1000 else 900.0)
+        recorded: list[dict[str, Any]] = []
         for op in ops:
-            timeout = args.cold_timeout or (600.0 if n <= 1000 else 900.0)
-            colds.append(cold_start(ops, op, n, peer_bin, timeout))
+            rec = recorded if op == "thv" and floor_bin is not None else None
+            colds.append(cold_start(ops, op, n, peer_bin, timeout, record_into=rec))
+            emit(False)
+        if recorded and floor_bin is not None:
+            colds.append(floor_cold(n, recorded, floor_bin, timeout))
             emit(False)
     print(emit(True))
+    if plot_path is not None:
+        plot(props, colds, plot_path)
+        say(f"wrote {plot_path}")
     if out is not None:
         say(f"wrote {out}")
     return 0
