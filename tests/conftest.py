@@ -18,7 +18,6 @@ the unit tests without starting anything.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 import uuid
@@ -32,6 +31,7 @@ import kr8s.asyncio
 import pytest
 
 from devcluster import ControlPlane
+from thvtest.capture import uncaptured
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 
@@ -57,24 +57,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _uncaptured(request: pytest.FixtureRequest) -> contextlib.AbstractContextManager[object]:
-    """Let progress lines (a cold build takes minutes) reach the terminal."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if capture is None:
-        return contextlib.nullcontext()
-    cm: contextlib.AbstractContextManager[object] = capture.global_and_fixture_disabled()
-    return cm
-
-
 @pytest.fixture(scope="session")
 def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """The real control plane (etcd, kube-apiserver, kcm, scheduler, kwok, one Ready node)."""
-    with _uncaptured(request):
+    with uncaptured(request):
         cp = ControlPlane().start()
     try:
         yield cp
     finally:
-        with _uncaptured(request):
+        with uncaptured(request):
             cp.stop()
 
 
@@ -82,12 +73,12 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
 def real_cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """A local cluster with a real node (and the fake node, tainted); stopped at session end,
     leaving nothing on the host."""
-    with _uncaptured(request):
+    with uncaptured(request):
         cp = ControlPlane(node="real").start()
     try:
         yield cp
     finally:
-        with _uncaptured(request):
+        with uncaptured(request):
             cp.stop()
 
 

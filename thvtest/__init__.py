@@ -7,5 +7,6 @@ wheel and image carry ``thv`` and ``bus`` only; an import contract keeps ``thv``
   container gets from each (env, runner arguments, ``runconfig.json``);
 * :mod:`thvtest.harness`: the real operator in-process against a :class:`devcluster.ControlPlane`,
   as a ServiceAccount bound only to the generated ClusterRole;
+* :mod:`thvtest.capture`: progress lines through pytest's output capture;
 * :mod:`thvtest.peer`: upstream's ToolHive operator as a peer process (benchmarks, conformance).
 """

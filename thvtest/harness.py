@@ -55,6 +55,26 @@ def wait_for_object(
     return found
 
 
+def token_kubeconfig(
+    cp: ControlPlane, namespace: str, name: str, path: Path, *, seconds: int = 86400
+) -> tuple[Path, str]:
+    """A kubeconfig at ``path`` that authenticates as ServiceAccount ``namespace/name`` with a
+    bound token from a TokenRequest (valid ``seconds``), and that token."""
+    status, body = cp.api_request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": seconds},
+        },
+    )
+    if status != 201:
+        raise RuntimeError(f"TokenRequest for {namespace}/{name}: HTTP {status}: {body}")
+    token = str(body["status"]["token"])
+    return cp.write_kubeconfig(path, token, name), token
+
+
 def install_crds(cp: ControlPlane) -> None:
     """Install (or update) the CRDs and wait until established. When one is new, restart the
     controller manager so its garbage collector watches the new kinds at once (it otherwise
@@ -128,17 +148,7 @@ def operator_kubeconfig(cp: ControlPlane, directory: Path) -> Path:
             "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": OPERATOR_NS}],
         },
     )
-    status, body = cp.api_request(
-        "POST",
-        f"/api/v1/namespaces/{OPERATOR_NS}/serviceaccounts/{OPERATOR_SA}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 86400},
-        },
-    )
-    assert status == 201, body
-    return cp.write_kubeconfig(directory / "operator.kubeconfig", body["status"]["token"], OPERATOR_SA)
+    return token_kubeconfig(cp, OPERATOR_NS, OPERATOR_SA, directory / "operator.kubeconfig")[0]
 
 
 @dataclass

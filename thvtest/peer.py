@@ -46,6 +46,7 @@ from devcluster.controlplane import child_setup, free_port
 from devcluster.gobuild import run_build_script
 from devcluster.paths import tool_script
 from thv.crdgen import crd_objects
+from thvtest.harness import token_kubeconfig
 
 
 def _build_script() -> Path:
@@ -187,18 +188,7 @@ def service_account_kubeconfig(
     status, body = cp.api_request("POST", f"{rbac}/clusterrolebindings", binding)
     if status != 201:
         raise RuntimeError(f"creating ClusterRoleBinding {role_name}: HTTP {status}: {body}")
-    status, body = cp.api_request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 86400},
-        },
-    )
-    if status != 201:
-        raise RuntimeError(f"TokenRequest for {namespace}/{name}: HTTP {status}: {body}")
-    return cp.write_kubeconfig(directory / filename, body["status"]["token"], name)
+    return token_kubeconfig(cp, namespace, name, directory / filename)[0]
 
 
 def peer_kubeconfig(cp: ControlPlane, directory: Path) -> Path:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import kr8s
 import pytest
 
 from devcluster import ControlPlane
+from thv.kube import KubeClient, connect
 from thvtest.harness import install_crds, operator_kubeconfig
+
+
+@pytest.fixture
+async def admin_client(control_plane: ControlPlane) -> AsyncIterator[KubeClient]:
+    """thv's API client as the cluster admin (kr8s's per-process API cache cleared around it)."""
+    kr8s.Api._instances.clear()
+    c = await connect(str(control_plane.kubeconfig))
+    yield c
+    await c.api._session.aclose()
+    kr8s.Api._instances.clear()
 
 
 @pytest.fixture(scope="session")

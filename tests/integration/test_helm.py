@@ -38,7 +38,8 @@ from devcluster.helm import helm_binary
 from thv.clusterrole import cluster_role
 from thv.operator.leader import LEASE_NAME
 from thv.rbac import NAMESPACED_OWNERS, declared
-from thvtest.harness import RUNNER_IMAGE, run_operator, wait_for
+from thvtest.capture import uncaptured
+from thvtest.harness import RUNNER_IMAGE, run_operator, token_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "thv"
@@ -63,8 +64,7 @@ class Helm(devcluster.helm.Helm):
 @pytest.fixture(scope="session")
 def helm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Helm:
     """Helm built from its Go module (progress reaches the terminal: a cold build takes minutes)."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+    with uncaptured(request):
         binary = helm_binary()
     return Helm(binary, tmp_path_factory.mktemp("helm-home"))
 
@@ -274,18 +274,8 @@ def test_install_runs_the_operator_with_least_privilege_and_uninstalls(
     assert _get(control_plane, svc_path)["spec"]["ports"][0]["port"] == 8080
 
     # least privilege: the real operator as the chart's ServiceAccount, nothing else granted
-    status, body = control_plane.api_request(
-        "POST",
-        f"{sa_path}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    assert status == 201, body
-    sa_kubeconfig = control_plane.write_kubeconfig(
-        tmp_path / "chart-sa.kubeconfig", body["status"]["token"], fullname
+    sa_kubeconfig, _ = token_kubeconfig(
+        control_plane, rns, fullname, tmp_path / "chart-sa.kubeconfig", seconds=3600
     )
     user = f"system:serviceaccount:{rns}:{fullname}"
     since = control_plane.audit.mark()

@@ -35,31 +35,23 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from test_operator import SECRET, G, create, extauth, get, server
+from test_operator import G, create_running_servers, get
 
 from devcluster import ControlPlane, build_binaries, dev_down, read_state
 from devcluster.controlplane import pid_alive, wait_for_exit
 from devcluster.jaeger import Jaeger, build_jaeger, find_traces
 from thv.observability.tracing import configure_tracing
-from thvtest.harness import run_operator, wait_for, wait_for_object
+from thvtest.capture import uncaptured
+from thvtest.harness import run_operator, wait_for
 
 N = 3
 ROOT = "watch MCPExternalAuthConfig MODIFIED"
 
 
-def _uncaptured(request: pytest.FixtureRequest) -> contextlib.AbstractContextManager[object]:
-    """Let build progress (a cold Jaeger build takes ~6 min) reach the terminal."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if capture is None:
-        return contextlib.nullcontext()
-    cm: contextlib.AbstractContextManager[object] = capture.global_and_fixture_disabled()
-    return cm
-
-
 @pytest.fixture(scope="module")
 def jaeger(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
     """A real Jaeger (in-memory storage) on free loopback ports, built if needed."""
-    with _uncaptured(request):
+    with uncaptured(request):
         j = Jaeger(base_dir=tmp_path_factory.mktemp("jaeger")).start()
     try:
         yield j
@@ -223,17 +215,7 @@ def test_config_change_trace_is_found_in_jaeger(
         exporting_to_jaeger(monkeypatch, jaeger, service),
         run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True),
     ):
-        create(cp, f"/api/v1/namespaces/{ns}/secrets", SECRET)
-        create(cp, f"{G}/{ns}/mcpexternalauthconfigs", extauth("test-external-auth"))
-        for i in range(N):
-            create(cp, f"{G}/{ns}/mcpservers", server(f"t{i}"))
-        for i in range(N):
-            wait_for_object(
-                cp,
-                f"{G}/{ns}/mcpservers/t{i}",
-                lambda s: (s.get("status") or {}).get("phase") == "Running",
-                90,
-            )
+        create_running_servers(cp, ns, N)
         time.sleep(2)
         since = time.time()
         cp.api_request(
@@ -291,7 +273,7 @@ def _exports(stdout: str) -> dict[str, str]:
 def dev_state_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     """A THV state dir of its own (binaries built first, so `scripts/dev up` only starts things);
     whatever the test leaves running is stopped."""
-    with _uncaptured(request):
+    with uncaptured(request):
         build_binaries()
         build_jaeger()
     state_dir = tmp_path / "dev"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_operator import SECRET, G, create, extauth, get, server
+from test_operator import SECRET, G, create, create_running_servers, extauth, get, server
 
 from devcluster import ControlPlane
-from thvtest.harness import OPERATOR_NS, OPERATOR_USER, run_operator, wait_for, wait_for_object
+from thvtest.harness import OPERATOR_NS, OPERATOR_USER, run_operator, wait_for
 
 N = 3
 
@@ -23,17 +23,7 @@ def test_config_change_is_one_trace_across_servers_and_writes(
 ) -> None:
     cp, ns = control_plane, namespace
     with run_operator(operator_kubeconfig_path, namespaces=[ns], use_configmap=True):
-        create(cp, f"/api/v1/namespaces/{ns}/secrets", SECRET)
-        create(cp, f"{G}/{ns}/mcpexternalauthconfigs", extauth("test-external-auth"))
-        for i in range(N):
-            create(cp, f"{G}/{ns}/mcpservers", server(f"t{i}"))
-        for i in range(N):
-            wait_for_object(
-                cp,
-                f"{G}/{ns}/mcpservers/t{i}",
-                lambda s: (s.get("status") or {}).get("phase") == "Running",
-                90,
-            )
+        create_running_servers(cp, ns, N)
         time.sleep(2)
         spans.clear()
         cp.api_request(

@@ -47,6 +47,19 @@ def get(cp: ControlPlane, path: str) -> dict[str, Any] | None:
     return out if status == 200 else None
 
 
+def create_running_servers(cp: ControlPlane, ns: str, n: int) -> None:
+    """The client Secret, MCPExternalAuthConfig ``test-external-auth`` and ``n`` MCPServers
+    ``t0``… referencing it, then wait until every one is Running."""
+    create(cp, f"/api/v1/namespaces/{ns}/secrets", SECRET)
+    create(cp, f"{G}/{ns}/mcpexternalauthconfigs", extauth("test-external-auth"))
+    for i in range(n):
+        create(cp, f"{G}/{ns}/mcpservers", server(f"t{i}"))
+    for i in range(n):
+        wait_for_object(
+            cp, f"{G}/{ns}/mcpservers/t{i}", lambda s: (s.get("status") or {}).get("phase") == "Running", 90
+        )
+
+
 def is_running(server: dict[str, Any]) -> bool:
     return bool(server.get("status", {}).get("phase") == "Running")
 

@@ -4,18 +4,16 @@ and finalizer edits that meet a concurrent writer (409/422, retried from fresh s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
-import kr8s
 import pytest
 from test_operator import SECRET, G, create, extauth, get, server
 
 from devcluster import ControlPlane
-from thv.kube import KubeClient, connect
+from thv.kube import KubeClient
 from thv.kube.resources import MCPEXTERNALAUTHCONFIGS
 from thv.writers.finalizers import add_finalizer, remove_finalizer
 from thvtest.harness import run_operator, wait_for
@@ -96,36 +94,27 @@ class RacingClient(KubeClient):
         return await super().patch(*args, **kwargs)
 
 
-@pytest.fixture
-async def admin(control_plane: ControlPlane) -> AsyncIterator[KubeClient]:
-    kr8s.Api._instances.clear()
-    c = await connect(str(control_plane.kubeconfig))
-    yield c
-    await c.api._session.aclose()
-    kr8s.Api._instances.clear()
-
-
 @pytest.mark.anyio
 async def test_finalizer_edit_retries_from_fresh_state_on_conflict(
-    admin: KubeClient, namespace: str, operator_kubeconfig_path: Path, control_plane: ControlPlane
+    admin_client: KubeClient, namespace: str, operator_kubeconfig_path: Path, control_plane: ControlPlane
 ) -> None:
     ns = namespace
-    await admin.create(MCPEXTERNALAUTHCONFIGS, json.dumps(extauth("racy")).encode(), ns)
+    await admin_client.create(MCPEXTERNALAUTHCONFIGS, json.dumps(extauth("racy")).encode(), ns)
 
     async def concurrent_writer() -> None:  # someone else adds a label and another finalizer meanwhile
         patch = {"metadata": {"labels": {"touched": "yes"}, "finalizers": ["example.com/other"]}}
-        await admin.patch(MCPEXTERNALAUTHCONFIGS, "racy", json.dumps(patch).encode(), ns)
+        await admin_client.patch(MCPEXTERNALAUTHCONFIGS, "racy", json.dumps(patch).encode(), ns)
 
-    racing = RacingClient(admin.api, concurrent_writer)
+    racing = RacingClient(admin_client.api, concurrent_writer)
     fin = "mcpexternalauthconfig.toolhive.stacklok.dev/finalizer"
     assert await add_finalizer(racing, MCPEXTERNALAUTHCONFIGS, "racy", ns, fin)
     assert racing.raced == 1
-    obj = json.loads(await admin.get(MCPEXTERNALAUTHCONFIGS, "racy", ns))
+    obj = json.loads(await admin_client.get(MCPEXTERNALAUTHCONFIGS, "racy", ns))
     assert obj["metadata"]["finalizers"] == ["example.com/other", fin]  # nothing lost
     racing.raced = 0
 
     async def remove_other() -> None:
-        await admin.patch(
+        await admin_client.patch(
             MCPEXTERNALAUTHCONFIGS,
             "racy",
             b'[{"op":"remove","path":"/metadata/finalizers/0"}]',
@@ -136,6 +125,6 @@ async def test_finalizer_edit_retries_from_fresh_state_on_conflict(
     racing.race = remove_other
     racing.raced = 0
     assert await remove_finalizer(racing, MCPEXTERNALAUTHCONFIGS, "racy", ns, fin)
-    obj = json.loads(await admin.get(MCPEXTERNALAUTHCONFIGS, "racy", ns))
+    obj = json.loads(await admin_client.get(MCPEXTERNALAUTHCONFIGS, "racy", ns))
     assert not obj["metadata"].get("finalizers")
     await anyio.lowlevel.checkpoint()

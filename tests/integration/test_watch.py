@@ -5,18 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
-import kr8s
 import msgspec
 import pytest
 
 from bus import Bus
 from devcluster import ControlPlane
 from thv.api.k8s import ConfigMap
-from thv.kube import KubeClient, connect
+from thv.kube import KubeClient
 from thv.kube.resources import CONFIGMAPS
 from thv.sources.informer import EventType, Informer
 from thv.sources.store import Store
@@ -27,15 +26,6 @@ pytestmark = pytest.mark.anyio
 class Changed(msgspec.Struct, frozen=True):
     key: str
     value: str
-
-
-@pytest.fixture
-async def client(control_plane: ControlPlane) -> AsyncIterator[KubeClient]:
-    kr8s.Api._instances.clear()
-    c = await connect(str(control_plane.kubeconfig))
-    yield c
-    await c.api._session.aclose()
-    kr8s.Api._instances.clear()
 
 
 def cm(name: str, value: str) -> bytes:
@@ -49,7 +39,7 @@ def cm(name: str, value: str) -> bytes:
     ).encode()
 
 
-async def test_create_update_delete_arrive_in_order(client: KubeClient, namespace: str) -> None:
+async def test_create_update_delete_arrive_in_order(admin_client: KubeClient, namespace: str) -> None:
     seen: list[tuple[EventType, str, str | None]] = []
 
     async def on_event(t: EventType, key: str, obj: ConfigMap, old: ConfigMap | None) -> None:
@@ -57,14 +47,20 @@ async def test_create_update_delete_arrive_in_order(client: KubeClient, namespac
 
     store: Store[ConfigMap] = Store("ConfigMap")
     inf = Informer(
-        client, CONFIGMAPS, ConfigMap, store, on_event, namespace=namespace, label_selector="watch-test=1"
+        admin_client,
+        CONFIGMAPS,
+        ConfigMap,
+        store,
+        on_event,
+        namespace=namespace,
+        label_selector="watch-test=1",
     )
     async with anyio.create_task_group() as tg:
         await tg.start(inf.run)
-        await client.create(CONFIGMAPS, cm("a", "1"), namespace)
+        await admin_client.create(CONFIGMAPS, cm("a", "1"), namespace)
         for v in ("2", "3"):
-            await client.patch(CONFIGMAPS, "a", json.dumps({"data": {"v": v}}).encode(), namespace)
-        await client.delete(CONFIGMAPS, "a", namespace)
+            await admin_client.patch(CONFIGMAPS, "a", json.dumps({"data": {"v": v}}).encode(), namespace)
+        await admin_client.delete(CONFIGMAPS, "a", namespace)
         with anyio.fail_after(30):
             while len(seen) < 4:
                 await anyio.sleep(0.05)
@@ -79,7 +75,7 @@ async def test_create_update_delete_arrive_in_order(client: KubeClient, namespac
     assert store.get(key) is None
 
 
-async def test_burst_reaches_slow_subscriber_coalesced(client: KubeClient, namespace: str) -> None:
+async def test_burst_reaches_slow_subscriber_coalesced(admin_client: KubeClient, namespace: str) -> None:
     delivered: list[str] = []
 
     async def slow(ev: Changed) -> None:
@@ -94,13 +90,19 @@ async def test_burst_reaches_slow_subscriber_coalesced(client: KubeClient, names
             await bus.publish(Changed(key=key, value=(obj.data or {}).get("v", "")))
 
         inf = Informer(
-            client, CONFIGMAPS, ConfigMap, store, on_event, namespace=namespace, label_selector="watch-test=1"
+            admin_client,
+            CONFIGMAPS,
+            ConfigMap,
+            store,
+            on_event,
+            namespace=namespace,
+            label_selector="watch-test=1",
         )
         async with anyio.create_task_group() as tg:
             await tg.start(inf.run)
-            await client.create(CONFIGMAPS, cm("burst", "0"), namespace)
+            await admin_client.create(CONFIGMAPS, cm("burst", "0"), namespace)
             for i in range(1, 1001):
-                await client.patch(
+                await admin_client.patch(
                     CONFIGMAPS, "burst", json.dumps({"data": {"v": str(i)}}).encode(), namespace
                 )
             with anyio.fail_after(60):
@@ -113,8 +115,8 @@ async def test_burst_reaches_slow_subscriber_coalesced(client: KubeClient, names
     print(f"\n1001 watch events -> {len(delivered)} deliveries to a 0.5 s subscriber")
 
 
-async def _fresh(client: KubeClient, ns: str) -> dict[str, str]:
-    body = json.loads(await client.list(CONFIGMAPS, ns, label_selector="watch-test=1"))
+async def _fresh(admin_client: KubeClient, ns: str) -> dict[str, str]:
+    body = json.loads(await admin_client.list(CONFIGMAPS, ns, label_selector="watch-test=1"))
     return {f"{ns}/{i['metadata']['name']}": i["metadata"]["resourceVersion"] for i in body["items"]}
 
 
@@ -132,7 +134,7 @@ def bare_namespace(control_plane: ControlPlane) -> Iterator[str]:
 
 @pytest.mark.parametrize("trial", range(10))
 async def test_apiserver_restart_and_compaction_lose_no_final_state(
-    client: KubeClient, bare_namespace: str, control_plane: ControlPlane, trial: int
+    admin_client: KubeClient, bare_namespace: str, control_plane: ControlPlane, trial: int
 ) -> None:
     namespace = bare_namespace
     store: Store[ConfigMap] = Store("ConfigMap")
@@ -141,7 +143,7 @@ async def test_apiserver_restart_and_compaction_lose_no_final_state(
         return None
 
     inf = Informer(
-        client,
+        admin_client,
         CONFIGMAPS,
         ConfigMap,
         store,
@@ -156,11 +158,11 @@ async def test_apiserver_restart_and_compaction_lose_no_final_state(
         async def churn(prefix: str, n: int) -> None:
             for i in range(n):
                 try:
-                    await client.create(CONFIGMAPS, cm(f"{prefix}{i}", "x"), namespace)
+                    await admin_client.create(CONFIGMAPS, cm(f"{prefix}{i}", "x"), namespace)
                     if i % 3 == 0:
-                        await client.delete(CONFIGMAPS, f"{prefix}{i}", namespace)
+                        await admin_client.delete(CONFIGMAPS, f"{prefix}{i}", namespace)
                     elif i % 3 == 1:
-                        await client.patch(CONFIGMAPS, f"{prefix}{i}", b'{"data":{"v":"y"}}', namespace)
+                        await admin_client.patch(CONFIGMAPS, f"{prefix}{i}", b'{"data":{"v":"y"}}', namespace)
                 except Exception:
                     await anyio.sleep(0.2)  # apiserver down: the churn just goes on
 
@@ -170,7 +172,7 @@ async def test_apiserver_restart_and_compaction_lose_no_final_state(
             # compact etcd and restart the apiserver while objects change: the watch gets 410
             await control_plane.aexpire_resource_versions()
         await churn("b", 10)
-        expected = await _fresh(client, namespace)
+        expected = await _fresh(admin_client, namespace)
         with anyio.fail_after(60):
             while {k: o.metadata.resource_version for k in store.keys() if (o := store.get(k))} != expected:
                 await anyio.sleep(0.2)

@@ -14,7 +14,6 @@ import anyio
 import kr8s
 import msgspec
 import pytest
-import yaml
 
 from devcluster import ControlPlane
 from thv.api.crds import MCPServer
@@ -24,24 +23,19 @@ from thv.render.settings import OperatorSettings
 from thv.runner.config import runner_config
 from thv.runner.runtime import WorkloadApplier, service_account_owner
 from thv.runner.workload import FIELD_MANAGER
+from thvtest import objects
+from thvtest.harness import token_kubeconfig
 
 pytestmark = pytest.mark.anyio
 
 
 def _server(namespace: str) -> MCPServer:
-    doc = yaml.safe_load(
-        f"""
-apiVersion: toolhive.stacklok.dev/v1alpha1
-kind: MCPServer
-metadata: {{name: web, namespace: {namespace}, uid: 00000000-0000-0000-0000-000000000001}}
-spec:
-  image: example/mcp:1
-  transport: streamable-http
-  mcpPort: 9000
-  args: [--verbose]
-"""
+    return objects.server(
+        "image: example/mcp:1\ntransport: streamable-http\nmcpPort: 9000\nargs: [--verbose]",
+        name="web",
+        namespace=namespace,
+        metadata={"uid": "00000000-0000-0000-0000-000000000001"},
     )
-    return msgspec.convert(doc, MCPServer)
 
 
 def _runner_identity(cp: ControlPlane, namespace: str, tmp_path: Path) -> tuple[Path, str]:
@@ -60,18 +54,7 @@ def _runner_identity(cp: ControlPlane, namespace: str, tmp_path: Path) -> tuple[
         body["metadata"].pop("ownerReferences", None)
         status, answer = cp.api_request("POST", path, body)
         assert status == 201, answer
-    status, answer = cp.api_request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/web-proxy-runner/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    assert status == 201, answer
-    token = answer["status"]["token"]
-    return cp.write_kubeconfig(tmp_path / "runner.kubeconfig", token, "web-proxy-runner"), token
+    return token_kubeconfig(cp, namespace, "web-proxy-runner", tmp_path / "runner.kubeconfig", seconds=3600)
 
 
 def _get(cp: ControlPlane, path: str) -> tuple[int, Any]:
