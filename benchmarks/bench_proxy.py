@@ -20,8 +20,11 @@ Measures:
 1. latency per request, sequential on one keep-alive connection per target, all targets
    interleaved request by request (the shared machine's noise hits them alike): p50/p99 and the
    added latency over a direct call;
-2. throughput at 1, 16 and 64 concurrent clients: direct, thv, upstream, upstream-oidc;
-3. RSS of every proxy process after the throughput runs (VmRSS, and the peak VmHWM);
+2. throughput at 1, 16 and 64 concurrent clients: direct, thv, upstream, upstream-oidc (each
+   target's seconds split into slices taken round-robin, so load changes hit all alike);
+3. CPU time each proxy process spends per request (user + system, from /proc, over its
+   throughput slices) -- the figure load on the shared machine distorts least -- and RSS of
+   every proxy process after the throughput runs (VmRSS, and the peak VmHWM);
 4. token-endpoint calls per proxy during the run, and for 1,000 concurrent requests carrying one
    new token with a 50 ms token endpoint (thv goal: 1; upstream: one per request);
 5. the PNG of the latency distributions (``--png``, default ``docs/img/proxy-latency.png``).
@@ -433,6 +436,12 @@ def memory(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (whole process, all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def versions(python: str) -> str:
     code = (
         "from importlib.metadata import version, PackageNotFoundError as E\n"
@@ -504,6 +513,8 @@ def draw(samples: dict[str, list[float]], rates: dict[str, dict[int, float]], pa
         "direct": ("direct (no proxy)", "#444444", "-"),
         "thv": ("thv proxy (OIDC + exchange, cache hit)", "#1f77b4", "-"),
         "thv-full": ("thv proxy, full chain", "#1f77b4", ":"),
+        "thv-before": ("thv proxy before this tuning (httpx forwarder)", "#7f7f7f", "--"),
+        "thv-uvloop": ("thv proxy + uvloop/httptools", "#2ca02c", "-"),
         "upstream": ("upstream thv proxy v0.3.11 (OIDC + exchange)", "#d62728", "-"),
         "upstream-oidc": ("upstream thv proxy, OIDC only", "#d62728", ":"),
     }
@@ -520,7 +531,9 @@ def draw(samples: dict[str, list[float]], rates: dict[str, dict[int, float]], pa
     ax.set_title("Latency distribution (sequential, keep-alive)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    names = [n for n in ("direct", "thv", "upstream", "upstream-oidc") if n in rates]
+    names = [
+        n for n in ("direct", "thv-before", "thv", "thv-uvloop", "upstream", "upstream-oidc") if n in rates
+    ]
     levels = sorted({c for r in rates.values() for c in r})
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
@@ -532,14 +545,15 @@ def draw(samples: dict[str, list[float]], rates: dict[str, dict[int, float]], pa
             width,
             label=label.split(" (")[0],
             color=color,
-            alpha=0.45 if ls == ":" else 0.9,
-            hatch="//" if ls == ":" else None,
+            alpha=0.45 if ls != "-" else 0.9,
+            hatch="//" if ls != "-" else None,
         )
     bx.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(levels))])
     bx.set_xticklabels([f"{c} clients" for c in levels])
     bx.set_ylabel("requests/s")
     bx.set_title("Throughput")
-    bx.legend(fontsize=8)
+    bx.legend(fontsize=7, loc="upper left", ncol=2)
+    bx.set_ylim(0, max(v for r in rates.values() for v in r.values()) * 1.45)
     bx.grid(True, axis="y", alpha=0.3)
     fig.text(0.01, 0.01, note, fontsize=7, color="#555555")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -756,11 +770,33 @@ def run(args: argparse.Namespace, upstream_bin: Path | None) -> int:
 
         rates: dict[str, dict[int, float]] = {}
         tp_targets = [n for n in ("direct", "thv", *extras, "upstream", "upstream-oidc") if n in ports]
+        slices = 3 if args.quick else 5
         for concurrency in (1, 16, 64):
-            say(f"throughput with {concurrency} concurrent clients ({tp_seconds:g} s per target)")
+            say(
+                f"throughput with {concurrency} concurrent clients ({tp_seconds:g} s per target, "
+                f"in {slices} slices taken round-robin so load changes hit every target alike)"
+            )
+            got: dict[str, list[float]] = {name: [] for name in tp_targets}
+            cpu: dict[str, float] = dict.fromkeys(tp_targets, 0.0)
+            for _ in range(slices):
+                for name in tp_targets:
+                    before = cpu_seconds(pids[name]) if name in pids else 0.0
+                    got[name].append(
+                        asyncio.run(throughput(ports[name], token, concurrency, tp_seconds / slices))
+                    )
+                    if name in pids:
+                        cpu[name] += cpu_seconds(pids[name]) - before
             for name in tp_targets:
-                rate = asyncio.run(throughput(ports[name], token, concurrency, tp_seconds))
-                rates.setdefault(name, {})[concurrency] = rate
+                rates.setdefault(name, {})[concurrency] = statistics.fmean(got[name])
+            per_request = {
+                name: cpu[name] / (rates[name][concurrency] * tp_seconds) * 1e6
+                for name in tp_targets
+                if name in pids
+            }
+            report(
+                f"proxy CPU per request c={concurrency:<3} "
+                + "  ".join(f"{n}={us:5.0f} µs" for n, us in per_request.items())
+            )
             row = "  ".join(f"{n}={rates[n][concurrency]:7.0f}" for n in tp_targets)
             ratio = (
                 f"  thv/upstream={rates['thv'][concurrency] / rates['upstream'][concurrency]:.2f}x"

@@ -240,3 +240,32 @@ def test_target_parsing() -> None:
     assert RawForwarder("https://mcp.example")._host_header == b"host: mcp.example\r\n"
     with pytest.raises(ValueError):
         RawForwarder("ftp://x")
+
+
+def test_the_precomputed_cache_key_equals_cache_key() -> None:
+    from thv.proxy.cache import cache_key, key_function
+    from thv.proxy.config import TokenExchangeSettings
+
+    settings = TokenExchangeSettings(
+        token_url="https://idp/token", client_id="c", audience='a"b', scopes=("read", "wr\u00eete")
+    )
+    key = key_function(settings)
+    for token in ("eyJ.abc.def", 'we"ird\\tok\u00e9n', ""):
+        assert key(token) == cache_key(token, settings)
+
+
+def test_no_request_span_when_no_processor_would_see_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from thv.proxy.app import _spans_recorded
+
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert not _spans_recorded()  # an SDK provider nothing reads from: skip the span
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    assert _spans_recorded()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
+    assert _spans_recorded()  # not the SDK: spans are no-ops anyway, keep the code path

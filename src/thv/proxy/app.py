@@ -31,7 +31,7 @@ from opentelemetry import propagate, trace
 # --- MCP middleware hook (issue 15, thv.middleware) ---
 from thv.middleware.discovery import Backend401Guard, Discovery, with_resource_metadata
 from thv.proxy.asgi import Receive, Scope, Send, send_json
-from thv.proxy.cache import CachedToken, TokenCache, cache_key
+from thv.proxy.cache import CachedToken, TokenCache, key_function
 from thv.proxy.config import ConfigError, ProxyConfig, TokenExchangeSettings
 from thv.proxy.exchange import ExchangeError, TokenExchanger
 from thv.proxy.forward import ClientDisconnected, Forwarder, RawForwarder, UpstreamError
@@ -44,6 +44,8 @@ log = logging.getLogger("thv.proxy")
 tracer = trace.get_tracer("thv.proxy")
 
 REALM: Final = "thv"
+# the headers the default propagators (W3C trace context, baggage) read
+_TRACE_HEADERS: Final = frozenset({b"traceparent", b"tracestate", b"baggage"})
 CLIENT_CLOSED: Final = 499  # logged status when the client went away mid-request
 
 
@@ -53,6 +55,16 @@ class TokenValidator(Protocol):
     async def validate(self, token: str) -> Mapping[str, Any]: ...
 
     async def aclose(self) -> None: ...
+
+
+def _spans_recorded() -> bool:
+    """False when the installed SDK tracer provider has no span processor: a span would be
+    built, timed and thrown away (~50-150 µs per request on this machine), so the request
+    runs without one. Checked per request (a processor may be added at any time); any other
+    provider (no-op, or an SDK whose internals differ) counts as recording."""
+    active = getattr(trace.get_tracer_provider(), "_active_span_processor", None)
+    processors = getattr(active, "_span_processors", None)
+    return processors is None or bool(processors)
 
 
 def extract_bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -131,6 +143,7 @@ class ProxyApp:
 
             self.validator = OIDCValidator(config.oidc)
         self.cache = cache or TokenCache(skew=cache_skew, enabled=cache_enabled)
+        self._cache_key = key_function(self.exchanger.settings) if self.exchanger is not None else None
         self._server_name = config.name or ""
         # MCP middleware hook: RFC 9728 discovery and the chain after auth + exchange
         self.mcp = mcp
@@ -169,8 +182,23 @@ class ProxyApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.monotonic()
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
-        carrier = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in headers}
-        parent = propagate.extract(carrier)
+        if not _spans_recorded():
+            status, exchange = await self._process(scope, receive, send, headers)
+            log.info(
+                "request method=%s path=%s status=%d exchange=%s duration_ms=%.1f",
+                scope["method"],
+                scope["path"],
+                status,
+                exchange,
+                (time.monotonic() - started) * 1000,
+            )
+            return
+        carrier = {
+            n.decode("latin-1").lower(): v.decode("latin-1")
+            for n, v in headers
+            if n.lower() in _TRACE_HEADERS
+        }
+        parent = propagate.extract(carrier) if carrier else None  # None: the current context
         attributes: dict[str, str] = {"http.request.method": scope["method"], "url.path": scope["path"]}
         if self._server_name:
             attributes["thv.mcp_server"] = self._server_name
@@ -217,9 +245,9 @@ class ProxyApp:
                 denied, claims = await self._validate(self.validator, send, token)
                 if denied:
                     return denied, exchange_outcome
-            if self.exchanger is not None:
+            if self.exchanger is not None and self._cache_key is not None:
                 settings = self.exchanger.settings
-                key = cache_key(token, settings)
+                key = self._cache_key(token)
                 exchanger = self.exchanger
                 subject = token
 
