@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 import pytest
-import yaml
 
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
 from thv.render.desired import Desired, render
 from thv.render.errors import REASON_INVALID_AUTHZ, RenderError
 from thv.render.settings import OperatorSettings
+from thvtest import objects
 
 FLAGS = OperatorSettings(runner_image="runner:1")
 CONFIGMAP = OperatorSettings(runner_image="runner:1", use_configmap=True)
@@ -37,31 +37,19 @@ REQUIRED_ENV = [
 
 
 def server(spec: str) -> MCPServer:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPServer\n"
-        "metadata: {name: srv, namespace: ns, uid: uid-1, resourceVersion: '42', generation: 3}\nspec:\n"
-        + "\n".join("  " + line for line in spec.strip().splitlines())
-        + "\nstatus: {phase: Running, url: http://x}"
+    return objects.server(
+        spec,
+        metadata={"uid": "uid-1", "resourceVersion": "42", "generation": 3},
+        status={"phase": "Running", "url": "http://x"},
     )
-    return msgspec.convert(doc, MCPServer)
 
 
 def extauth(token_exchange: str, config_hash: str = "ea11") -> MCPExternalAuthConfig:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPExternalAuthConfig\n"
-        "metadata: {name: ext, namespace: ns}\nspec:\n  type: tokenExchange\n  tokenExchange:\n"
-        + "\n".join("    " + line for line in token_exchange.strip().splitlines())
-        + f"\nstatus: {{configHash: '{config_hash}'}}"
-    )
-    return msgspec.convert(doc, MCPExternalAuthConfig)
+    return objects.extauth(token_exchange, config_hash=config_hash)
 
 
 def toolconfig(config_hash: str = "7c11") -> MCPToolConfig:
-    doc = yaml.safe_load(
-        "apiVersion: toolhive.stacklok.dev/v1alpha1\nkind: MCPToolConfig\nmetadata: {name: tc, namespace: ns}\n"
-        f"spec: {{toolsFilter: [a]}}\nstatus: {{configHash: '{config_hash}'}}"
-    )
-    return msgspec.convert(doc, MCPToolConfig)
+    return objects.toolconfig({"toolsFilter": ["a"]}, config_hash=config_hash)
 
 
 TE = "tokenUrl: https://idp/token\nclientId: cid\nclientSecretRef: {name: te-secret, key: te-key}\naudience: aud"
