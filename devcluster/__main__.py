@@ -56,6 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "the UI page is a placeholder: the Go module ships no UI assets)",
                     file=sys.stderr,
                 )
+                if args.node:
+                    print(
+                        f"pods on the real node export to the same endpoint ({info['otlp_http_endpoint']}, the "
+                        "node's bridge address): e.g. helm install ... --set "
+                        f"otel.endpoint={info['otlp_http_endpoint']}",
+                        file=sys.stderr,
+                    )
                 print(f"export OTEL_EXPORTER_OTLP_ENDPOINT={info['otlp_http_endpoint']}")
                 print("export OTEL_SERVICE_NAME=thv-operator")
             return 0

@@ -36,7 +36,7 @@ from devcluster.controlplane import (
 from devcluster.images import build_all
 from devcluster.jaeger import Jaeger, JaegerError, JaegerInfo, build_jaeger
 from devcluster.jaeger import reap_stale_dirs as reap_stale_jaeger_dirs
-from devcluster.node import build_node_binaries, check_host, reap_stale_node
+from devcluster.node import NODE_IP, build_node_binaries, check_host, reap_stale_node
 
 _DAEMON_MODULE = "devcluster.daemon"
 
@@ -204,14 +204,20 @@ def _main(state_dir: Path, *, with_jaeger: bool = False, with_node: bool = False
     signal.signal(signal.SIGINT, _term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     cp = ControlPlane(base_dir=state_dir, node="real" if with_node else "kwok")
-    # started here, on the main thread, so that PR_SET_PDEATHSIG ties it to the daemon
-    jaeger = Jaeger(base_dir=state_dir) if with_jaeger else None
+    # started here, on the main thread, so that PR_SET_PDEATHSIG ties it to the daemon; with the
+    # real node its OTLP receivers listen on the node's bridge address (NODE_IP), which the
+    # host reaches too and pods reach through their default route, so it starts after the node
+    jaeger = (
+        Jaeger(base_dir=state_dir, otlp_host=NODE_IP if with_node else "127.0.0.1") if with_jaeger else None
+    )
     started = False
     try:
-        if jaeger is not None:
+        if jaeger is not None and not with_node:
             jaeger.start()
         cp.start()
         started = True
+        if jaeger is not None and with_node:
+            jaeger.start()
         state: DevState = {
             "pid": os.getpid(),
             "pids": cp.pids(),

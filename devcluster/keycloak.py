@@ -4,7 +4,8 @@
 cached); ``KeycloakServer(home, find_jdk(21), log).start()`` runs it on a free port of
 ``http_host`` (loopback, or the real node's ``host_ip`` so that pods reach it) and imports the
 realm (``tools/keycloak/realm-mcp-test.json``: user ``alice``, the public client ``mcp-client``,
-the confidential ``mcp-proxy`` allowed to exchange tokens for the audience ``mcp-server``).
+the confidential ``mcp-proxy`` allowed to exchange tokens for the audience ``mcp-server``, or
+``mcp-server-v2``: the second target an MCPExternalAuthConfig update can switch to).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ REALM = "mcp-test"
 USER, PASSWORD = "alice", "alice-password"
 PROXY_CLIENT_ID, PROXY_CLIENT_SECRET = "mcp-proxy", "mcp-proxy-secret-4f1d9a"
 TARGET_AUDIENCE = "mcp-server"
+#: the other audience ``mcp-proxy`` may exchange for (the phase-8 update switches to it)
+SECOND_AUDIENCE = "mcp-server-v2"
 
 _progress: Callable[[str], None] = lambda message: print(  # noqa: E731
     f"[keycloak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True

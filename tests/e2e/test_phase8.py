@@ -12,11 +12,11 @@ runner pod creates the MCP server pod" is a test of its own after the Deployment
 exchanges alice's token there and the demo MCP server pod verifies what it receives against
 Keycloak's keys (audience ``mcp-server``, issuer, signature).
 
-What "a change to the MCPExternalAuthConfig" changes: the realm lets ``mcp-proxy`` exchange for
-one audience only (``mcp-server``; any other is ``Requested audience not available``), and the
-demo MCP server checks that one audience. So the update changes another exchange parameter that
-the exchanged token shows: ``scopes: [phone]`` (an optional client scope of ``mcp-proxy``), seen
-by the MCP server as ``scope`` containing ``phone`` on the next tool call after the runner rolled.
+What "a change to the MCPExternalAuthConfig" changes: the audience. The realm lets ``mcp-proxy``
+exchange for ``mcp-server`` and ``mcp-server-v2`` (any other is ``Requested audience not
+available``), and the demo MCP server accepts a token for either. The update switches
+``audience`` from ``mcp-server`` to ``mcp-server-v2``; the next tool call after the runner rolled
+reaches the MCP server with ``aud`` ``mcp-server-v2``.
 
 Traces (item 3): the operator pod's reconcile trace (``watch MCPServer …`` → ``bus.deliver …`` →
 ``k8s apply deployments.apps``) and the runner pod's request spans (``thv.proxy.request``,
@@ -74,6 +74,7 @@ from devcluster.jaeger import Jaeger
 from devcluster.keycloak import (
     PROXY_CLIENT_ID,
     PROXY_CLIENT_SECRET,
+    SECOND_AUDIENCE,
     TARGET_AUDIENCE,
     KeycloakServer,
     find_jdk,
@@ -88,7 +89,7 @@ SECRET = "te-secret"
 MCP_PORT = 8080
 OPERATOR_SERVICE = "thv-operator"  # the chart's otel.serviceName
 FINALIZER = "mcpexternalauthconfig.toolhive.stacklok.dev/finalizer"
-NEW_SCOPE = "phone"
+NEW_AUDIENCE = SECOND_AUDIENCE
 APPLY = "k8s apply deployments.apps"  # the operator's client span: k8s <verb> <resource>[.<group>]
 
 
@@ -223,7 +224,7 @@ def _server(run: Phase8, name: str, ref: str) -> dict[str, Any]:
             "externalAuthConfigRef": {"name": ref},
             "env": [
                 {"name": "DEMO_MCP_JWKS_URL", "value": kc.jwks_url},
-                {"name": "DEMO_MCP_AUDIENCE", "value": TARGET_AUDIENCE},
+                {"name": "DEMO_MCP_AUDIENCE", "value": f"{TARGET_AUDIENCE},{NEW_AUDIENCE}"},
                 {"name": "DEMO_MCP_ISSUER", "value": kc.issuer},
             ],
             "podTemplateSpec": {"spec": {"containers": [{"name": "mcp", "imagePullPolicy": "Never"}]}},
@@ -461,7 +462,6 @@ def test_token_exchange_works_with_real_oauth_provider_keycloak(phase8: Phase8) 
     assert audiences(seen) == [TARGET_AUDIENCE], seen
     assert seen["azp"] == PROXY_CLIENT_ID and seen["sub"] == user["sub"], seen
     assert seen["iss"] == run.kc.issuer
-    assert NEW_SCOPE not in str(seen.get("scope", "")).split()
     run.seen["first_call"] = seen
 
 
@@ -477,7 +477,7 @@ def test_updates_to_mcpexternalauthconfig_trigger_mcpserver_reconciliation(phase
     run = phase8
     run.seen["runner_pods"] = {p["metadata"]["uid"] for p in _runner_pods(run)}
     status, body = run.cp.api_request(
-        "PATCH", run.config_path, {"spec": {"tokenExchange": {"scopes": [NEW_SCOPE]}}}
+        "PATCH", run.config_path, {"spec": {"tokenExchange": {"audience": NEW_AUDIENCE}}}
     )
     assert status == 200, body
     cfg = run.wait(
@@ -514,10 +514,11 @@ def test_mcpserver_deployment_is_updated_with_new_configuration(phase8: Phase8) 
     )
     if run.use_configmap:
         cm = get(run.cp, f"/api/v1/namespaces/{run.ns}/configmaps/{NAME}-runconfig")
-        assert cm is not None and f'"{NEW_SCOPE}"' in cm["data"]["runconfig.json"]
+        assert cm is not None and f'"audience": "{NEW_AUDIENCE}"' in cm["data"]["runconfig.json"]
     else:
         assert (
-            f"--token-exchange-scopes={NEW_SCOPE}" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+            f"--token-exchange-audience={NEW_AUDIENCE}"
+            in dep["spec"]["template"]["spec"]["containers"][0]["args"]
         )
     # the runner rolls: a new Ready pod, the old ones gone
     old = run.seen["runner_pods"]
@@ -540,16 +541,16 @@ def test_mcpserver_deployment_is_updated_with_new_configuration(phase8: Phase8) 
         ),
         60,
     )
-    # the next tool call carries the new exchange parameter
+    # the next tool call carries the new audience
     token = run.kc.password_token()
     seen = run.wait(
-        "a whoami answer with the new scope",
-        lambda: (s := _try_whoami(run, token)) and NEW_SCOPE in str(s.get("scope", "")).split() and s,
+        "a whoami answer with the new audience",
+        lambda: (s := _try_whoami(run, token)) and audiences(s) == [NEW_AUDIENCE] and s,
         120,
     )
-    assert audiences(seen) == [TARGET_AUDIENCE] and seen["azp"] == PROXY_CLIENT_ID, seen
+    assert seen["azp"] == PROXY_CLIENT_ID and seen.get("token_seen") is True, seen
     print(
-        f"\n[{run.mode}] config patched -> runner rolled in {rolled:.1f}s; MCP server saw scope={seen['scope']!r}"
+        f"\n[{run.mode}] audience patched -> runner rolled in {rolled:.1f}s; MCP server saw aud={seen['aud']!r}"
     )
 
 

@@ -8,7 +8,8 @@ Transports (``--transport`` or ``MCP_TRANSPORT``, as ToolHive sets it for a cont
   HTTP one when ``DEMO_MCP_JWKS_URL``/``DEMO_MCP_AUDIENCE`` are set, else no token is seen.
 * ``streamable-http``: ``http://MCP_HOST:MCP_PORT/mcp`` (default ``0.0.0.0:8080``). Every request
   must carry ``Authorization: Bearer <JWT>``, verified here: the signature by the key set at
-  ``--jwks-url``/``DEMO_MCP_JWKS_URL``, ``aud`` must contain ``--audience``/``DEMO_MCP_AUDIENCE``,
+  ``--jwks-url``/``DEMO_MCP_JWKS_URL``, ``aud`` must contain ``--audience``/``DEMO_MCP_AUDIENCE``
+  (or one of them: a comma-separated list),
   ``exp`` must lie ahead, and ``iss`` must equal ``--issuer``/``DEMO_MCP_ISSUER`` when given. A
   missing or bad token gets 401. ``--no-auth`` (``DEMO_MCP_NO_AUTH=1``) turns verification off,
   explicitly. ``--token-header``/``DEMO_MCP_TOKEN_HEADER`` names the header whose bearer token is
@@ -52,7 +53,7 @@ class JWKSVerifier:
     refetched for an unknown ``kid``), ``aud``, ``exp`` and, when configured, ``iss``."""
 
     def __init__(self, jwks_url: str, audience: str, issuer: str | None = None) -> None:
-        self.audience = audience
+        self.audience = [a.strip() for a in audience.split(",") if a.strip()]
         self.issuer = issuer
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=10)
 
