@@ -17,7 +17,7 @@ from devcluster import ControlPlane
 from thv.api.k8s import ConfigMap
 from thv.kube import KubeClient
 from thv.kube.resources import CONFIGMAPS
-from thv.sources.informer import EventType, Informer
+from thv.sources.informer import EventType, Informer, OnEvent
 from thv.sources.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +26,22 @@ pytestmark = pytest.mark.anyio
 class Changed(msgspec.Struct, frozen=True):
     key: str
     value: str
+
+
+def configmap_informer(
+    client: KubeClient, store: Store[ConfigMap], on_event: OnEvent[ConfigMap], namespace: str, **options: Any
+) -> Informer[ConfigMap]:
+    """An Informer of the test's ConfigMaps (label ``watch-test=1``) in ``namespace``."""
+    return Informer(
+        client,
+        CONFIGMAPS,
+        ConfigMap,
+        store,
+        on_event,
+        namespace=namespace,
+        label_selector="watch-test=1",
+        **options,
+    )
 
 
 def cm(name: str, value: str) -> bytes:
@@ -46,15 +62,7 @@ async def test_create_update_delete_arrive_in_order(admin_client: KubeClient, na
         seen.append((t, key, (obj.data or {}).get("v")))
 
     store: Store[ConfigMap] = Store("ConfigMap")
-    inf = Informer(
-        admin_client,
-        CONFIGMAPS,
-        ConfigMap,
-        store,
-        on_event,
-        namespace=namespace,
-        label_selector="watch-test=1",
-    )
+    inf = configmap_informer(admin_client, store, on_event, namespace)
     async with anyio.create_task_group() as tg:
         await tg.start(inf.run)
         await admin_client.create(CONFIGMAPS, cm("a", "1"), namespace)
@@ -89,15 +97,7 @@ async def test_burst_reaches_slow_subscriber_coalesced(admin_client: KubeClient,
         async def on_event(t: EventType, key: str, obj: ConfigMap, old: ConfigMap | None) -> None:
             await bus.publish(Changed(key=key, value=(obj.data or {}).get("v", "")))
 
-        inf = Informer(
-            admin_client,
-            CONFIGMAPS,
-            ConfigMap,
-            store,
-            on_event,
-            namespace=namespace,
-            label_selector="watch-test=1",
-        )
+        inf = configmap_informer(admin_client, store, on_event, namespace)
         async with anyio.create_task_group() as tg:
             await tg.start(inf.run)
             await admin_client.create(CONFIGMAPS, cm("burst", "0"), namespace)
@@ -142,16 +142,7 @@ async def test_apiserver_restart_and_compaction_lose_no_final_state(
     async def on_event(t: EventType, key: str, obj: Any, old: Any) -> None:
         return None
 
-    inf = Informer(
-        admin_client,
-        CONFIGMAPS,
-        ConfigMap,
-        store,
-        on_event,
-        namespace=namespace,
-        label_selector="watch-test=1",
-        inactivity_timeout=10,
-    )
+    inf = configmap_informer(admin_client, store, on_event, namespace, inactivity_timeout=10)
     async with anyio.create_task_group() as tg:
         await tg.start(inf.run)
 
