@@ -56,7 +56,7 @@ async def test_a_verified_token_is_remembered_until_exp_or_key_refresh(
         decodes += 1
         return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(oidc.jwt, "decode", counting_decode)
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     token = _token()
     first = await validator.validate(token)
     assert first["sub"] == "alice"
