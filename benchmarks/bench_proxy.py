@@ -613,6 +613,7 @@ def run(args: argparse.Namespace, upstream_bin: Path | None) -> int:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     load_before = os.getloadavg()
+    revision = thv_revision()  # of the tree the proxies start from (others may commit meanwhile)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     samples_n, budget, tp_seconds = (300, 15.0, 1.5) if args.quick else (3000, 120.0, 5.0)
@@ -840,7 +841,7 @@ def run(args: argparse.Namespace, upstream_bin: Path | None) -> int:
         f"# machine: {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; "
         f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, "
         f"after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}",
-        f"# thv {thv_revision()}; proxy interpreter {args.python}: {versions(args.python)}",
+        f"# thv {revision}; proxy interpreter {args.python}: {versions(args.python)}",
         f"# upstream: {upstream_version}",
         "# loopback in a private network namespace; load generator (raw asyncio HTTP/1.1 keep-alive),",
         "# proxies, stand-in MCP server and fake IdP share the cores; MCP call: tools/call, cache hit for thv",

@@ -255,6 +255,7 @@ class RawForwarder:
         target: str,
         *,
         connect_timeout: float = 10.0,
+        write_timeout: float = 60.0,
         max_idle: int = 256,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -274,6 +275,7 @@ class RawForwarder:
             netloc = f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{self._port}"
         self._host_header = b"host: " + netloc.encode("idna") + b"\r\n"
         self.connect_timeout = connect_timeout
+        self.write_timeout = write_timeout  # a streamed request body the server stops reading
         self.max_idle = max_idle
         self._idle: list[_Conn] = []
         self._closed = False
@@ -380,7 +382,7 @@ class RawForwarder:
         try:
             conn.writer.write(payload)
             if more:
-                await conn.writer.drain()
+                await asyncio.wait_for(conn.writer.drain(), self.write_timeout)
                 while more:
                     message = await receive()
                     if message["type"] == "http.disconnect":
@@ -390,7 +392,7 @@ class RawForwarder:
                     data = (_chunk(chunk) + (b"" if more else b"0\r\n\r\n")) if chunked else chunk
                     if data:
                         conn.writer.write(data)
-                        await conn.writer.drain()
+                        await asyncio.wait_for(conn.writer.drain(), self.write_timeout)
             while True:
                 head = await conn.reader.readuntil(b"\r\n\r\n")
                 status, resp_headers = _parse_head(head)
@@ -401,6 +403,8 @@ class RawForwarder:
             if retryable and (not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial):
                 raise _Retryable from None
             raise UpstreamError(502, f"MCP server unreachable ({type(exc).__name__})") from None
+        except TimeoutError:
+            raise UpstreamError(504, "MCP server timed out") from None
         except asyncio.LimitOverrunError:
             raise UpstreamError(502, "MCP server sent an oversized response head") from None
         except ValueError:
