@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from thv.middleware.chain import McpChain
 from thv.proxy.asgi import Message, Receive, Scope, Send
@@ -14,8 +14,19 @@ from thv.proxy.asgi import Message, Receive, Scope, Send
 RECORDED = Path(__file__).with_name("recorded")
 
 
-def recorded(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (RECORDED / name).read_text().splitlines() if line]
+class RecordedRow(TypedDict):
+    """One line of a recording: the request body sent, and the server's answer to it."""
+
+    request: str
+    status: int
+    content_type: str
+    response: str
+
+
+def recorded(name: str) -> list[RecordedRow]:
+    return [
+        cast(RecordedRow, json.loads(line)) for line in (RECORDED / name).read_text().splitlines() if line
+    ]
 
 
 @dataclass

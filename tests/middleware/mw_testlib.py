@@ -12,6 +12,7 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, ReadResourceResult, TextContent, TextResourceContents
 from proxy_testlib import ServerThread
 
 from thv.middleware.chain import McpChain
@@ -78,6 +79,13 @@ def demo_server() -> MCPServer:
 
 
 Transport = Literal["streamable-http", "streamable-http-json", "sse"]
+
+
+def first_text(result: CallToolResult | ReadResourceResult) -> str:
+    """The text of a tool result's or a read resource's first content block (a text block)."""
+    block = result.content[0] if isinstance(result, CallToolResult) else result.contents[0]
+    assert isinstance(block, TextContent | TextResourceContents), block
+    return block.text
 
 
 @contextlib.contextmanager

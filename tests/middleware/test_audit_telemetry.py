@@ -7,11 +7,13 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import NotRequired, TypedDict, cast
 
 import httpx
 import pytest
 from chainlib import drive
 from mw_testlib import running, session
+from opentelemetry.sdk.metrics.export import Sum
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -25,8 +27,55 @@ pytestmark = pytest.mark.anyio
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def _events(sink: io.StringIO) -> list[dict[str, object]]:
-    return [json.loads(line) for line in sink.getvalue().splitlines()]
+class _Source(TypedDict):
+    type: str
+    value: str
+    extra: dict[str, str]
+
+
+class _Target(TypedDict):
+    endpoint: str
+    method: str
+    name: NotRequired[str]
+    type: str
+
+
+class _Metadata(TypedDict):
+    extra: dict[str, object]
+
+
+class _Request(TypedDict, total=False):
+    jsonrpc: str
+    id: int
+    method: str
+    params: dict[str, object]
+
+
+class _Data(TypedDict, total=False):
+    request: _Request
+    response: object
+
+
+class _AuditEvent(TypedDict):
+    """One line of the audit log (:meth:`thv.middleware.audit.Auditor.event`), as decoded."""
+
+    time: str
+    level: str
+    msg: str
+    audit_id: str
+    type: str
+    logged_at: str
+    outcome: str
+    component: str
+    source: _Source
+    subjects: dict[str, str]
+    target: _Target
+    metadata: _Metadata
+    data: NotRequired[_Data]
+
+
+def _events(log: str) -> list[_AuditEvent]:
+    return [cast(_AuditEvent, json.loads(line)) for line in log.splitlines()]
 
 
 async def test_one_event_per_operation_and_no_token() -> None:
@@ -43,7 +92,7 @@ async def test_one_event_per_operation_and_no_token() -> None:
             await s.call_tool("echo", {"text": "x" * 1000})  # request bigger than max_data_size
             with pytest.raises(Exception):  # noqa: B017 - the SDK's MCPError
                 await s.call_tool("add", {"a": 1, "b": 2})
-    everything = _events(sink)
+    everything = _events(sink.getvalue())
     # the SDK's standalone GET stream and its closing DELETE are audited too (not MCP messages)
     assert {e["type"] for e in everything} - {"sse_connection", "http_request"} != set()
     events = [e for e in everything if e["type"] not in ("sse_connection", "http_request")]
@@ -59,13 +108,13 @@ async def test_one_event_per_operation_and_no_token() -> None:
     call = events[3]
     assert call["subjects"] == {"user_id": "alice", "user": "alice"}
     assert call["target"] == {"endpoint": "/mcp", "method": "tools/call", "name": "echo", "type": "tool"}
-    assert call["component"] == "toolhive-api" and call["source"]["type"] == "network"  # type: ignore[index]
-    assert call["data"]["request"]["params"]["arguments"] == {"text": "small"}  # type: ignore[index]
-    assert "small" in json.dumps(call["data"]["response"])  # type: ignore[index]
-    assert "data" not in events[4] or "request" not in events[4]["data"]  # type: ignore[operator]
-    assert isinstance(call["metadata"]["extra"]["duration_ms"], int)  # type: ignore[index]
-    everything = sink.getvalue()
-    assert "alice-token" not in everything and "Bearer" not in everything
+    assert call["component"] == "toolhive-api" and call["source"]["type"] == "network"
+    assert call["data"]["request"]["params"]["arguments"] == {"text": "small"}
+    assert "small" in json.dumps(call["data"]["response"])
+    assert "data" not in events[4] or "request" not in events[4]["data"]
+    assert isinstance(call["metadata"]["extra"]["duration_ms"], int)
+    logged = sink.getvalue()
+    assert "alice-token" not in logged and "Bearer" not in logged
 
 
 async def test_application_error_filters_and_log_file(tmp_path: Path) -> None:
@@ -81,7 +130,7 @@ async def test_application_error_filters_and_log_file(tmp_path: Path) -> None:
     )
     await drive(chain, call, status=500, response=b"oops")
     auditor.close()
-    events = [json.loads(line) for line in log_file.read_text().splitlines()]
+    events = _events(log_file.read_text())
     assert [(e["type"], e["outcome"]) for e in events] == [
         ("mcp_tool_call", "application_error"),
         ("mcp_tool_call", "error"),
@@ -173,7 +222,9 @@ async def test_otel_metrics_when_enabled() -> None:
     assert data is not None
     names = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {"toolhive_mcp_requests", "toolhive_mcp_request_duration", "toolhive_mcp_tool_calls"} <= set(names)
-    point = next(iter(names["toolhive_mcp_tool_calls"].data.data_points))
+    tool_calls = names["toolhive_mcp_tool_calls"].data
+    assert isinstance(tool_calls, Sum)  # a counter
+    point = next(iter(tool_calls.data_points))
     assert dict(point.attributes or {}) == {"server": "demo", "tool": "t", "status": "success"}
     telemetry.shutdown()
     disabled = McpTelemetry(rc.TelemetryConfig(endpoint="collector:4318", metrics_enabled=False))
@@ -186,8 +237,8 @@ async def test_requests_that_are_not_mcp_messages_are_audited_as_upstream() -> N
     await drive(chain, b"", method="GET", content_type="text/event-stream", response=b": ping\n\n")
     await drive(chain, b"{not json", status=400, response=b"no")
     await drive(chain, b"", method="DELETE", status=200)
-    events = _events(sink)
-    assert [(e["type"], e["outcome"], e["target"]["method"]) for e in events] == [  # type: ignore[index]
+    events = _events(sink.getvalue())
+    assert [(e["type"], e["outcome"], e["target"]["method"]) for e in events] == [
         ("http_request", "success", "GET"),  # no Accept: text/event-stream here
         ("http_request", "failure", "POST"),
         ("http_request", "success", "DELETE"),
@@ -200,7 +251,7 @@ async def test_sse_connection_event_when_the_stream_opens() -> None:
     with running("sse", chain) as url:
         async with session(url, "sse") as s:
             await s.list_tools()
-    types = [e["type"] for e in _events(sink)]
+    types = [e["type"] for e in _events(sink.getvalue())]
     assert types[0] == "sse_connection"
     assert "mcp_tools_list" in types and "mcp_initialize" in types
 

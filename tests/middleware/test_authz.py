@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from mcp.shared.exceptions import MCPError
-from mw_testlib import Transport, running, session
+from mw_testlib import Transport, first_text, running, session
 
 from thv.api import runconfig as rc
 from thv.middleware.authz import AuthzError, CedarAuthorizer, load_authorizer
@@ -164,23 +164,23 @@ async def test_sdk_client_sees_its_own_view(transport: Transport) -> None:
             assert {t.name for t in (await s.list_tools()).tools} == {"echo", "secret"}
             assert {p.name for p in (await s.list_prompts()).prompts} == {"greet"}
             assert {str(r.uri) for r in (await s.list_resources()).resources} == {"res://public"}
-            assert (await s.call_tool("secret", {})).content[0].text == "the secret"  # type: ignore[union-attr]
+            assert first_text(await s.call_tool("secret", {})) == "the secret"
             greeting = await s.get_prompt("greet", {"name": "A"})
             assert "Hello A" in str(greeting.messages[0].content)
         async with session(url, transport, "bob-token") as s:
             assert {t.name for t in (await s.list_tools()).tools} == {"echo"}
-            assert (await s.call_tool("add", {"a": 1, "b": 2})).content[0].text == "3"  # type: ignore[union-attr]
+            assert first_text(await s.call_tool("add", {"a": 1, "b": 2})) == "3"
             for call in (
                 lambda: s.call_tool("secret", {}),
                 lambda: s.call_tool("add", {"a": 500, "b": 1}),
                 lambda: s.get_prompt("greet", {"name": "B"}),
-                lambda: s.read_resource("res://private"),  # type: ignore[arg-type]
+                lambda: s.read_resource("res://private"),
             ):
                 with pytest.raises(MCPError) as err:
                     await call()
                 assert (err.value.error.code, err.value.error.message) == (403, "Unauthorized")
-            public = await s.read_resource("res://public")  # type: ignore[arg-type]
-            assert public.contents[0].text == "public data"  # type: ignore[union-attr]
+            public = await s.read_resource("res://public")
+            assert first_text(public) == "public data"
 
 
 @pytest.mark.anyio
@@ -193,7 +193,7 @@ async def test_authz_sees_real_names_behind_overrides() -> None:
     with running("streamable-http", chain) as url:
         async with session(url, "streamable-http", "alice-token") as s:
             assert {t.name for t in (await s.list_tools()).tools} == {"echo", "classified"}
-            assert (await s.call_tool("classified", {})).content[0].text == "the secret"  # type: ignore[union-attr]
+            assert first_text(await s.call_tool("classified", {})) == "the secret"
         async with session(url, "streamable-http", "bob-token") as s:
             assert {t.name for t in (await s.list_tools()).tools} == {"echo"}
             with pytest.raises(MCPError):

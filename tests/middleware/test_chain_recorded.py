@@ -4,9 +4,10 @@ every chunking of the answer, batches, notifications, and bodies that pass throu
 from __future__ import annotations
 
 import json
+from typing import TypedDict, cast
 
 import pytest
-from chainlib import drive, recorded
+from chainlib import RecordedRow, drive, recorded
 
 from thv.api import runconfig as rc
 from thv.middleware.chain import McpChain
@@ -16,21 +17,37 @@ from thv.middleware.toolfilter import ToolFilter
 pytestmark = pytest.mark.anyio
 
 
+class _Tool(TypedDict, total=False):
+    name: str
+    description: str
+
+
+class _Result(TypedDict, total=False):
+    tools: list[_Tool]
+
+
+class _Answer(TypedDict, total=False):
+    """A JSON-RPC answer as decoded from an SSE event (the keys these tests read)."""
+
+    jsonrpc: str
+    id: int
+    result: _Result
+    error: dict[str, object]
+
+
 def chain() -> McpChain:
     return McpChain(
         tool_filter=ToolFilter(["say", "add"], {"echo": rc.ToolOverride(name="say", description="Say.")})
     )
 
 
-def _row(name: str, method: str) -> dict[str, object]:
-    return (
-        next(r for r in recorded(name) if json.loads(r["request"]).get("method") == method) if method else {}
-    )
+def _row(name: str, method: str) -> RecordedRow:
+    return next(r for r in recorded(name) if json.loads(r["request"]).get("method") == method)
 
 
-def _sse_messages(body: bytes) -> list[object]:
+def _sse_messages(body: bytes) -> list[_Answer]:
     events = SSEDecoder().feed(body)
-    return [json.loads(e.data) for e in events if e.data is not None]
+    return [cast(_Answer, json.loads(e.data)) for e in events if e.data is not None]
 
 
 @pytest.mark.parametrize("chunk", [0, 1, 7, 64])
@@ -108,7 +125,7 @@ async def test_batch() -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
         {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "secret"}},  # a refused notification
     ]
-    tools = [{"name": n, "inputSchema": {}} for n in ("echo", "add", "secret")]
+    tools: list[dict[str, object]] = [{"name": n, "inputSchema": {}} for n in ("echo", "add", "secret")]
     answer = [
         {"jsonrpc": "2.0", "id": 2, "result": {"content": []}},
         {"jsonrpc": "2.0", "id": 3, "result": {"tools": tools}},
@@ -170,11 +187,8 @@ async def test_non_json_content_type_and_get_pass_through() -> None:
 
 def test_parser_on_recorded_requests() -> None:
     rows = recorded("streamable_json.jsonl")
-    parsed = [
-        parse_request(decode_body(r["request"].encode()).messages[0])
-        for r in rows
-        if decode_body(r["request"].encode())
-    ]
+    bodies = [decode_body(r["request"].encode()) for r in rows]
+    parsed = [parse_request(body.messages[0]) for body in bodies if body]
     summary = [(p.method, p.resource_id, p.has_id) for p in parsed if p is not None]
     assert summary == [
         ("initialize", "rec", True),

@@ -27,7 +27,6 @@ from proxy_testlib import KeycloakServer
 from test_runner_pods import (
     NAME,
     _apply,
-    _claims,
     create_server,
     diagnose,
     operator,
@@ -37,6 +36,7 @@ from test_runner_pods import (
 )
 
 from devcluster import ControlPlane
+from devcluster.e2e import claims
 from devcluster.jaeger import Jaeger, get_trace
 
 __all__ = ["pod_images", "pod_keycloak", "real_operator_kubeconfig"]  # fixtures, re-exported
@@ -237,7 +237,7 @@ def test_middleware_in_pods(
 
         log = _runner_log(cp, ns)
         events = [json.loads(line) for line in log.splitlines() if '"audit_event"' in line]
-        sub = _claims(token)["sub"]
+        sub = claims(token)["sub"]
         calls = [
             (e["target"].get("name"), e["outcome"], e["subjects"].get("user_id"))
             for e in events

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 import yaml
 from mcp.shared.exceptions import MCPError
-from mw_testlib import running, session
+from mw_testlib import first_text, running, session
 
 from thv.api.crds import MCPServer, MCPToolConfig
 from thv.middleware.authz import AuthzError
@@ -91,7 +91,7 @@ async def test_rendered_settings_take_effect(configmap: bool, tmp_path: Path) ->
     with running("streamable-http", chain) as url:
         async with session(url, "streamable-http", "bob-token") as s:
             assert [t.name for t in (await s.list_tools()).tools] == ["say"]  # add: forbidden for bob
-            assert (await s.call_tool("say", {"text": "x"})).content[0].text == "x"  # type: ignore[union-attr]
+            assert first_text(await s.call_tool("say", {"text": "x"})) == "x"
             with pytest.raises(MCPError):
                 await s.call_tool("add", {"a": 1, "b": 1})
         async with session(url, "streamable-http", "alice-token") as s:

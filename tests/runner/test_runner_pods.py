@@ -34,7 +34,7 @@ from mcp.client.streamable_http import streamable_http_client
 from proxy_testlib import PROXY_CLIENT_ID, PROXY_CLIENT_SECRET, TARGET_AUDIENCE, KeycloakServer
 
 from devcluster import ControlPlane
-from devcluster.e2e import claims as _claims  # test_pods_middleware imports it from here
+from devcluster.e2e import claims as _claims
 
 NAME = "demo"
 MCP_PORT = 8080
