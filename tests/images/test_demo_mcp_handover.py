@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import pytest
@@ -16,12 +16,19 @@ from mcp import StdioServerParameters
 from mcp.client.session import ClientSession
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import RequestParamsMeta
 from test_demo_mcp import AUDIENCE, ISSUER, SERVER, Keys, free_port, load_server
 from test_demo_mcp import jwks_url as jwks_url  # the fixtures
 from test_demo_mcp import keys as keys
 
 pytestmark = pytest.mark.anyio
 HEADER = "X-Upstream-Token"
+
+
+def _authorization(token: str) -> RequestParamsMeta:
+    """``_meta`` with the runner's authorization key: an extra key of the open TypedDict (its
+    ``extra_items``, PEP 728, which mypy does not know yet)."""
+    return cast(RequestParamsMeta, {"dev.thv/authorization": f"Bearer {token}"})
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +89,10 @@ async def test_stdio_verifies_the_token_handed_over_in_meta(jwks_url: str, keys:
     )
     async with stdio_client(params) as streams, ClientSession(streams[0], streams[1]) as session:
         await session.initialize()
-        good = await session.call_tool(
-            "whoami", {}, meta={"dev.thv/authorization": f"Bearer {keys.token(sub='over-stdio')}"}
-        )
+        good = await session.call_tool("whoami", {}, meta=_authorization(keys.token(sub="over-stdio")))
         assert good.structured_content is not None
         assert good.structured_content["sub"] == "over-stdio" and good.structured_content["token_seen"]
-        bad = await session.call_tool("whoami", {}, meta={"dev.thv/authorization": "Bearer not-a-jwt"})
+        bad = await session.call_tool("whoami", {}, meta=_authorization("not-a-jwt"))
         assert bad.structured_content == {"token_seen": True, "token_valid": False}
         none = await session.call_tool("whoami", {})
         assert none.structured_content == {"token_seen": False}
