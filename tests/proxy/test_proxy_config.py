@@ -90,14 +90,20 @@ def test_reference_runconfig() -> None:
     assert cfg == config_from_runconfig(REFERENCE_RUNCONFIG, env=ENV)
 
 
+def _client_secret(rc: dict[str, Any], *, env: dict[str, str]) -> Secret | None:
+    exchange = config_from_runconfig(rc, env=env).token_exchange
+    assert exchange is not None
+    return exchange.client_secret
+
+
 def test_secret_sources_and_repr() -> None:
     rc = json.loads(json.dumps(REFERENCE_RUNCONFIG))
-    assert config_from_runconfig(rc, env={}).token_exchange.client_secret is None  # type: ignore[union-attr]
+    assert _client_secret(rc, env={}) is None
     te = rc["middleware_configs"][0]["parameters"]["token_exchange_config"]
     te["client_secret"] = ""  # post-45716962c serialisation: empty means "use the env"
-    assert config_from_runconfig(rc, env=ENV).token_exchange.client_secret == Secret(SECRET)  # type: ignore[union-attr]
+    assert _client_secret(rc, env=ENV) == Secret(SECRET)
     te["client_secret"] = "inline"
-    assert config_from_runconfig(rc, env=ENV).token_exchange.client_secret == Secret("inline")  # type: ignore[union-attr]
+    assert _client_secret(rc, env=ENV) == Secret("inline")
     cfg = config_from_runconfig(REFERENCE_RUNCONFIG, env=ENV)
     for text in (repr(cfg), str(cfg), json.dumps(describe(cfg))):
         assert SECRET not in text

@@ -19,6 +19,7 @@ import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.types import TextContent
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "tools" / "images" / "demo-mcp" / "server.py"
@@ -78,7 +79,8 @@ async def test_middleware_flags_take_effect_in_thv_proxy(demo_mcp: str) -> None:
             tools = {t.name: t.description for t in (await s.list_tools()).tools}
             assert tools == {"say": "Say."}, tools  # filtered and renamed
             said = await s.call_tool("say", {"message": "hi"})  # reaches the server as echo
-            assert not said.is_error and said.content[0].text == "hi", said  # type: ignore[union-attr]
+            assert not said.is_error and isinstance(said.content[0], TextContent), said
+            assert said.content[0].text == "hi", said
             with pytest.raises(MCPError):
                 await s.call_tool("whoami", {})  # filtered: never reaches the server
         proc.terminate()
