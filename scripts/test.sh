@@ -9,7 +9,7 @@ echo "[test] ruff" >&2
 .venv/bin/ruff format --check src bus devcluster thvtest tests benchmarks tools >/dev/null
 echo "[test] mypy --strict" >&2
 .venv/bin/mypy
-for tests_with_own_conftest in tests/conftest.py tests/runner tests/middleware; do
+for tests_with_own_conftest in tests/conftest.py tests/runner tests/middleware tests/proxy; do
   .venv/bin/mypy "$tests_with_own_conftest"
 done
 echo "[test] import contracts" >&2
