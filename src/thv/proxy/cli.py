@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 from thv.proxy.config import (
@@ -116,6 +116,16 @@ async def run_proxy(args: argparse.Namespace) -> int:
     return await serve(config, mcp=mcp)
 
 
+def run_fast(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop when it is installed (a dependency: uvicorn then also picks
+    httptools; together 25-50 % less CPU per proxied request, docs/benchmarks.md), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency; kept for source checkouts without it
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main_from_args(args: argparse.Namespace) -> int:
     """Synchronous entry point used by ``thv proxy`` (configures logging and tracing first)."""
     from thv.observability.logs import configure_logging
@@ -126,7 +136,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     )
     configure_tracing("thv-proxy")
     try:
-        return asyncio.run(run_proxy(args))
+        return run_fast(run_proxy(args))
     except KeyboardInterrupt:
         return EXIT_OK
 
