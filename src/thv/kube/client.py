@@ -7,7 +7,6 @@ apply, precise patches, streaming watches) lives here so the rest of thv never s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import warnings
@@ -54,43 +53,7 @@ async def connect(
         except ValueError as exc:  # kr8s: "Unable to find valid credentials"
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config or in-cluster"
             raise ConfigError(f"no usable Kubernetes credentials ({where}): {exc}") from exc
-    await _keep_connections(api)
     return KubeClient(api, timeout=timeout)
-
-
-POOL = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=120.0)
-"""Connections to the apiserver: every one that was opened stays open for reuse. httpx keeps only
-20 idle ones by default (expiring after 5 s) and closes the rest after each burst, so with more
-requests in flight (the subscribers' workers) thv kept opening new TLS connections: profiled on
-a 200-server cold start, 15 % of the operator's CPU went to connecting, 11 % to TLS handshakes."""
-
-
-async def _keep_connections(api: Any) -> None:
-    """Make kr8s (pinned <0.21) create its httpx session with :data:`POOL`: its own
-    ``_create_session`` (also called after a re-authentication), with ``limits`` added; the
-    session kr8s opened already (its version check) is replaced."""
-
-    async def create_session() -> None:
-        headers = {"User-Agent": api.__version__, "content-type": "application/json"}
-        if api.auth.token:
-            headers["Authorization"] = f"Bearer {api.auth.token}"
-        if api._session:
-            with contextlib.suppress(RuntimeError):
-                await api._session.aclose()
-            api._session = None
-        api._session = httpx.AsyncClient(
-            base_url=api.auth.server,
-            headers=headers,
-            verify=await api.auth.ssl_context(),
-            timeout=api._timeout,
-            follow_redirects=True,
-            proxy=api.auth.proxy,
-            limits=POOL,
-        )
-
-    api._create_session = create_session
-    if api._session is not None:
-        await create_session()
 
 
 class ConfigError(Exception):
