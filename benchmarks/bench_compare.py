@@ -60,7 +60,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -502,6 +502,7 @@ def propagation(
     timeout: float,
     settle_cap: float,
     floor_bin: Path | None = None,
+    idle: bool = True,
 ) -> list[PropResult]:
     """The operator's propagation result; for thv with ``floor_bin`` also the floor's, measured
     in the same namespace after thv (see :func:`floor_propagation`)."""
@@ -594,25 +595,27 @@ def propagation(
                     + f", {total} writes{'' if quiet else ' (not quiet)'}"
                     + (f" (background {bg:.1f}/s before: ≈{num(res.corrected[-1], 0)} net)" if bg else "")
                 )
-            # idle: nothing changes for IDLE_WINDOW (thv: includes a periodic resync)
-            say(f"{label}: idle window {IDLE_WINDOW:.0f}s")
+            if idle:
+                # idle: nothing changes for IDLE_WINDOW (thv: includes a periodic resync)
+                say(f"{label}: idle window {IDLE_WINDOW:.0f}s")
+                mark = c.cp.audit.mark()
+                time.sleep(IDLE_WINDOW)
+                by = count_writes(c.cp, mark, user, ns)
+                res.idle_writes, res.idle_by = sum(by.values()), dict(by)
+        if idle:
+            # restart: a new process re-lists and re-reconciles everything
+            say(f"{label}: restarting the operator")
             mark = c.cp.audit.mark()
-            time.sleep(IDLE_WINDOW)
-            by = count_writes(c.cp, mark, user, ns)
-            res.idle_writes, res.idle_by = sum(by.values()), dict(by)
-        # restart: a new process re-lists and re-reconciles everything
-        say(f"{label}: restarting the operator")
-        mark = c.cp.audit.mark()
-        proc2 = c.process(op, ns, f"p{n}-restart")
-        with proc2:
-            res.restart_ready = proc2.wait_ready(180)
-            time.sleep(RESTART_WINDOW)
-            by = count_writes(c.cp, mark, user, ns)
-            res.restart_writes, res.restart_by = sum(by.values()), dict(by)
-        say(
-            f"{label}: idle {res.idle_writes} writes in {IDLE_WINDOW:.0f}s, "
-            f"restart {res.restart_writes} writes in {RESTART_WINDOW:.0f}s after ready"
-        )
+            proc2 = c.process(op, ns, f"p{n}-restart")
+            with proc2:
+                res.restart_ready = proc2.wait_ready(180)
+                time.sleep(RESTART_WINDOW)
+                by = count_writes(c.cp, mark, user, ns)
+                res.restart_writes, res.restart_by = sum(by.values()), dict(by)
+            say(
+                f"{label}: idle {res.idle_writes} writes in {IDLE_WINDOW:.0f}s, "
+                f"restart {res.restart_writes} writes in {RESTART_WINDOW:.0f}s after ready"
+            )
         if floor_bin is not None and op == "thv":
             return [res, floor_propagation(c, n, recorded, floor_bin, cms, deps, timeout=timeout)]
     finally:
@@ -1156,6 +1159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-floor", action="store_true", help="skip the floor (thv's writes replayed by tools/floorwriter)"
     )
     ap.add_argument(
+        "--no-idle", action="store_true", help="skip the idle and restart windows of the propagation runs"
+    )
+    ap.add_argument(
+        "--plot-from",
+        type=Path,
+        nargs="+",
+        help="only draw --plot from result JSON files (written beside --out); a later file's "
+        "(operator, N) replaces an earlier one's",
+    )
+    ap.add_argument(
         "--plot", type=Path, help="PNG of the results (default docs/img/compare.png; none with --quick)"
     )
     args = ap.parse_args(argv)
@@ -1169,6 +1182,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in header:
         say(line)
     plot_path = args.plot or (None if args.quick else ROOT / "docs" / "img" / "compare.png")
+    if args.plot_from:
+        merged_p: dict[tuple[str, int], PropResult] = {}
+        merged_c: dict[tuple[str, int], ColdResult] = {}
+        for path in args.plot_from:
+            data = json.loads(path.read_text())
+            merged_p.update({(d["op"], d["n"]): PropResult(**d) for d in data["props"]})
+            merged_c.update({(d["op"], d["n"]): ColdResult(**d) for d in data["colds"]})
+        plot(
+            list(merged_p.values()),
+            list(merged_c.values()),
+            plot_path or ROOT / "docs" / "img" / "compare.png",
+        )
+        return 0
     floor_bin = None
     if "thv" in ops and not args.no_floor:
         t = time.monotonic()
@@ -1198,6 +1224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)
+            data = {"props": [asdict(r) for r in props], "colds": [asdict(r) for r in colds]}
+            out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
         return text
 
     for op in ops:
@@ -1208,7 +1236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = extra or c.upstream_only_crds
             for n in sizes:
                 props += propagation(
-                    c, op, n, reps, timeout=args.timeout, settle_cap=args.settle_cap, floor_bin=floor_bin
+                    c,
+                    op,
+                    n,
+                    reps,
+                    timeout=args.timeout,
+                    settle_cap=args.settle_cap,
+                    floor_bin=floor_bin,
+                    idle=not args.no_idle,
                 )
                 emit(False)
     for n in cold_sizes:
