@@ -100,6 +100,17 @@ def _www_authenticate(error: str | None = None, description: str | None = None) 
     return (b"www-authenticate", value.encode())
 
 
+def _log_request(scope: Scope, status: int, exchange: str, started: float) -> None:
+    log.info(
+        "request method=%s path=%s status=%d exchange=%s duration_ms=%.1f",
+        scope["method"],
+        scope["path"],
+        status,
+        exchange,
+        (time.monotonic() - started) * 1000,
+    )
+
+
 class ProxyApp:
     """ASGI app; build it with :func:`build_app` or directly with injected collaborators."""
 
@@ -184,14 +195,7 @@ class ProxyApp:
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
         if not _spans_recorded():
             status, exchange = await self._process(scope, receive, send, headers)
-            log.info(
-                "request method=%s path=%s status=%d exchange=%s duration_ms=%.1f",
-                scope["method"],
-                scope["path"],
-                status,
-                exchange,
-                (time.monotonic() - started) * 1000,
-            )
+            _log_request(scope, status, exchange, started)
             return
         carrier = {
             n.decode("latin-1").lower(): v.decode("latin-1")
@@ -210,14 +214,7 @@ class ProxyApp:
             span.set_attribute("thv.token_exchange.cache", exchange)
             if status >= 500:
                 span.set_status(trace.StatusCode.ERROR)
-        log.info(
-            "request method=%s path=%s status=%d exchange=%s duration_ms=%.1f",
-            scope["method"],
-            scope["path"],
-            status,
-            exchange,
-            (time.monotonic() - started) * 1000,
-        )
+        _log_request(scope, status, exchange, started)
 
     async def _process(
         self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]

@@ -44,18 +44,7 @@ class CachedToken(msgspec.Struct, frozen=True):
 
 def cache_key(subject_token: str, settings: TokenExchangeSettings) -> str:
     """SHA-256 (hex) of the exchange inputs; unambiguous because the parts are JSON-encoded."""
-    material = json.dumps(
-        [
-            subject_token,
-            settings.subject_token_type,
-            settings.audience,
-            list(settings.scopes),
-            settings.token_url,
-            settings.client_id,
-        ],
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
+    return key_function(settings)(subject_token)
 
 
 def key_function(settings: TokenExchangeSettings) -> Callable[[str], str]:
