@@ -100,7 +100,11 @@ class OperatorProcess:
         env = {**os.environ, "TOOLHIVE_RUNNER_IMAGE": RUNNER_IMAGE, "OTEL_TRACES_EXPORTER": "none"}
         self.proc = subprocess.Popen(args, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, env=env)
         if wait_ready:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()  # never leave an operator behind (the callers' finally is not reached)
+                raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
