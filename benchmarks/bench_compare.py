@@ -636,9 +636,15 @@ def floor_propagation(
 ) -> PropResult:
     """The floor in thv's namespace, with thv stopped: per repetition of thv, the same config
     change (to the same audience) followed at once by thv's writes for it, replayed by the
-    floor writer as thv's ServiceAccount; timed and counted like thv."""
+    floor writer as thv's ServiceAccount; timed and counted like thv. Repetition k starts from
+    the state of repetition k-1 (the first from thv's last), so each replay changes every object."""
     ns, label = f"thv-p{n}", f"floor N={n}"
     res = PropResult("floor", n)
+    if len(recorded) < 2:
+        # the live objects hold the last repetition's state: replaying it would change nothing
+        res.note = "floor needs --reps >= 2 (the live state equals the only recorded change)"
+        say(f"{label}: skipped: {res.note}")
+        return res
     for rep, (aud, start, end) in enumerate(recorded, 1):
         ops = record(c.cp.audit_log_path, start, end, OPERATOR_USER, ns)
         path = write_ops(ops, c.tmp / f"floor-p{n}-{rep}.jsonl")
