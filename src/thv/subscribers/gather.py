@@ -121,12 +121,32 @@ def _fingerprint(inputs: Inputs) -> tuple[object, ...]:
     )
 
 
-async def resolve_server(ctx: Context, key: str) -> Resolved | Unresolved | None:
-    """The server's desired state from current state; ``None`` when it is gone or being deleted."""
+def _watched_versions(ctx: Context, server: MCPServer) -> tuple[str | None, str | None, str | None]:
+    """The resource versions of the watched inputs (the head of :func:`_fingerprint`)."""
+    ext_key, tc_key = _ref_key(server, EXTAUTH), _ref_key(server, TOOLCONFIG)
+    ext = ctx.stores.extauths.get(ext_key) if ext_key is not None else None
+    tc = ctx.stores.toolconfigs.get(tc_key) if tc_key is not None else None
+    return (
+        server.metadata.resource_version,
+        ext.metadata.resource_version if ext is not None else None,
+        tc.metadata.resource_version if tc is not None else None,
+    )
+
+
+async def resolve_server(ctx: Context, key: str, *, reuse: bool = False) -> Resolved | Unresolved | None:
+    """The server's desired state from current state; ``None`` when it is gone or being deleted.
+
+    ``reuse``: when the watched inputs (server, referenced configs) are those of the remembered
+    result, return it without reading the unwatched ones again -- for the status writer's pod
+    events, which change nothing that is rendered (a rolling update sends about six per server;
+    each would otherwise read the client Secret once its 2 s cache expired)."""
     server = ctx.stores.servers.get(key)
     if server is None or server.metadata.deletion_timestamp:
         ctx.inventory.resolved.pop(key, None)
         return None
+    remembered = ctx.inventory.resolved.get(key)
+    if reuse and remembered is not None and remembered[0][:3] == _watched_versions(ctx, server):
+        return remembered[1]
     inputs = await gather(ctx, server)
     fingerprint = _fingerprint(inputs)
     remembered = ctx.inventory.resolved.get(key)

@@ -20,7 +20,7 @@ from thv.api.meta import CONDITION_FALSE, CONDITION_TRUE, Condition
 from thv.kube.resources import MCPSERVERS
 from thv.rbac import Need, declare
 from thv.render.names import service_url
-from thv.sources.events import ServerStatusEvent
+from thv.sources.events import PodEvent, ServerStatusEvent
 from thv.subscribers.context import Context
 from thv.subscribers.gather import Resolved, Unresolved, resolve_server
 from thv.subscribers.pod_health import mcp_ready, problem
@@ -89,7 +89,9 @@ async def write_status(ctx: Context, event: ServerStatusEvent) -> Requeue | None
     live_status: dict[str, Any] = to_builtins(server.status) or {}
     ns, name = server.metadata.namespace or "", server.metadata.name or ""
     gen = server.metadata.generation
-    res = await resolve_server(ctx, event.key)
+    # a pod event changes nothing that is rendered: the last resolution is reused when the
+    # watched inputs are unchanged (no Secret/ConfigMap read per pod event)
+    res = await resolve_server(ctx, event.key, reuse=isinstance(event, PodEvent))
     conditions: list[Condition] = []
     desired: dict[str, Any] = {"observedGeneration": gen}
     requeue: Requeue | None = None
