@@ -41,7 +41,9 @@ SUBSCRIBERS: tuple[Subscriber[ConfigEvent] | Subscriber[ServerEvent] | Subscribe
     # Service): with 4 workers it created only 3-4 Deployments/s on a 1,000-server cold start
     # while the apiserver had room; more workers keep the apiserver, not thv, the limit
     Subscriber(renderers.WORKLOAD, ServerEvent, renderers.render_workload, workers=16),
-    Subscriber(renderers.CONFIGMAP, ServerEvent, renderers.render_configmap, workers=8),
+    # as many: in ConfigMap mode the workload renderer holds a Deployment until its RunConfig
+    # ConfigMap is written
+    Subscriber(renderers.CONFIGMAP, ServerEvent, renderers.render_configmap, workers=16),
     Subscriber(server_status.NAME, ServerStatusEvent, server_status.write_status, workers=8),
     Subscriber(restarter.NAME, ServerEvent, restarter.restart),
 )

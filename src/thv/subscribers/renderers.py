@@ -19,6 +19,7 @@ instead of retrying in a loop while the MCPServer looks healthy.
 from __future__ import annotations
 
 from bus import Requeue
+from thv.api.k8s import ConfigMap
 from thv.kube.errors import ApiError
 from thv.rbac import WRITE, Need, declare
 from thv.render.names import runconfig_configmap_name
@@ -26,8 +27,11 @@ from thv.sources.events import MCPSERVER, ServerEvent
 from thv.sources.kinds import OWNED_RESOURCES as RESOURCES
 from thv.subscribers.context import ApplyFailure, Context
 from thv.subscribers.gather import Resolved, Unresolved, resolve_server
-from thv.writers.apply import Applied
+from thv.writers.apply import Applied, to_builtins
+from thv.writers.diff import is_subset
 
+#: ConfigMap mode: re-check after this many seconds when the Deployment waits for its RunConfig
+RUNCONFIG_WAIT = 2.0
 WORKLOAD = "workload-renderer"
 CONFIGMAP = "configmap-renderer"
 declare(
@@ -90,11 +94,19 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     if not isinstance(res, Resolved):
         return _wait(ctx, WORKLOAD, event.key, res)
     ns = res.server.metadata.namespace or ""
-    held = False
+    held = waiting = False
+    runconfig = res.desired.runconfig_configmap
     for obj in res.desired.objects():
-        if obj.kind == "ConfigMap" and obj is res.desired.runconfig_configmap:
+        if obj.kind == "ConfigMap" and obj is runconfig:
             continue
         name = obj.metadata.name or ""
+        if obj.kind == "Deployment" and runconfig is not None and not _runconfig_current(ctx, ns, runconfig):
+            # ConfigMap mode: the runner reads runconfig.json once, at start, so a pod rolled by
+            # a new checksum before the ConfigMap renderer wrote the new RunConfig could start
+            # with the old one. The Deployment waits for it (the ConfigMap's watch event, or the
+            # requeue, brings this renderer back): upstream writes the two in this order too.
+            waiting = True
+            continue
         try:
             outcome = await ctx.applier.apply(RESOURCES[obj.kind], obj, ctx.stores.live(obj.kind, ns, name))
             held |= outcome is Applied.HELD
@@ -107,7 +119,15 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
         if kind == "ConfigMap" and name == runconfig_configmap_name(res.server.metadata.name or ""):
             continue
         await ctx.applier.delete(RESOURCES[kind], name, ns, ctx.stores.live(kind, ns, name))
+    if waiting:
+        return Requeue(RUNCONFIG_WAIT)
     return _recheck(ctx) if held else None
+
+
+def _runconfig_current(ctx: Context, ns: str, desired: ConfigMap) -> bool:
+    """Whether the live RunConfig ConfigMap carries what is desired now."""
+    live = ctx.stores.live("ConfigMap", ns, desired.metadata.name or "")
+    return live is not None and is_subset(to_builtins(desired.data), to_builtins(getattr(live, "data", None)))
 
 
 def _recheck(ctx: Context) -> Requeue:
