@@ -1181,7 +1181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ops = [args.only] if args.only else list(OPERATORS)
     sizes = [int(x) for x in (args.n or ("1,20" if args.quick else "1,100,500")).split(",") if x]
     cold_arg = args.cold_n if args.cold_n is not None else ("200" if args.quick else "1000,10000")
-    cold_sizes = [int(x) for x in cold_arg.split(",") if x]
+    cold_sizes = [int(x) for x in cold_arg.split(",") if x and int(x) > 0]  # 0 or "" = none
     reps = args.reps or (2 if args.quick else 5)
     out = args.out or (None if args.quick else ROOT / "benchmarks" / "results" / "compare.txt")
     header = machine()
