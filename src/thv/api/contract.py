@@ -38,6 +38,7 @@ __all__ = [
     "HEADER_STRATEGIES",
     "HEADER_STRATEGY_CUSTOM",
     "HEADER_STRATEGY_REPLACE",
+    "MIDDLEWARE_FLAGS",
     "MIDDLEWARE_TYPES",
     "SUBJECT_TOKEN_TYPES",
     "TOKEN_TYPE_ACCESS_TOKEN",
@@ -163,6 +164,8 @@ class Flag:
     proxy: bool = False
     #: accepted for compatibility, with no effect on the configuration
     ignored: bool = False
+    #: an MCP middleware setting (``thv proxy`` takes it too, read as ``thv-runner`` reads it)
+    middleware: bool = False
 
     @property
     def dest(self) -> str:
@@ -195,8 +198,8 @@ FLAGS: Final[tuple[Flag, ...]] = (
     Flag("--foreground", _B, "accepted and ignored (the runner always runs in the foreground)", ignored=True),
     Flag("--debug", _B),
     # tools
-    Flag("--tools", _L, "tool allow-list, comma-separated and/or repeated"),
-    Flag("--tools-override", help="JSON object {tool: {name, description}}", upstream=False),
+    Flag("--tools", _L, "tool allow-list, comma-separated and/or repeated", middleware=True),
+    Flag("--tools-override", help="JSON object {tool: {name, description}}", upstream=False, middleware=True),
     # incoming auth
     Flag("--oidc-issuer", proxy=True),
     Flag("--oidc-audience", proxy=True),
@@ -218,19 +221,19 @@ FLAGS: Final[tuple[Flag, ...]] = (
     Flag("--token-exchange-client-secret", help="refused: use the env variable", upstream=False, proxy=True),
     Flag("--token-exchange-client-secret-file", help="refused", upstream=False, proxy=True),
     # authorization, audit, telemetry
-    Flag("--authz-config", help="authorization config file"),
-    Flag("--audit-config", help="audit config file"),
-    Flag("--enable-audit", _B),
-    Flag("--otel-enabled", _B),
-    Flag("--otel-endpoint"),
-    Flag("--otel-service-name"),
-    Flag("--otel-headers", _L, "k=v (repeatable)"),
-    Flag("--otel-env-vars", _L, "environment variable names to record (repeatable)"),
-    Flag("--otel-insecure", _B),
-    Flag("--otel-tracing-enabled", _B),
-    Flag("--otel-metrics-enabled", _B),
-    Flag("--otel-tracing-sampling-rate"),
-    Flag("--enable-prometheus-metrics-path", _B),
+    Flag("--authz-config", help="authorization config file", middleware=True),
+    Flag("--audit-config", help="audit config file", middleware=True),
+    Flag("--enable-audit", _B, middleware=True),
+    Flag("--otel-enabled", _B, middleware=True),
+    Flag("--otel-endpoint", middleware=True),
+    Flag("--otel-service-name", middleware=True),
+    Flag("--otel-headers", _L, "k=v (repeatable)", middleware=True),
+    Flag("--otel-env-vars", _L, "environment variable names to record (repeatable)", middleware=True),
+    Flag("--otel-insecure", _B, middleware=True),
+    Flag("--otel-tracing-enabled", _B, middleware=True),
+    Flag("--otel-metrics-enabled", _B, middleware=True),
+    Flag("--otel-tracing-sampling-rate", middleware=True),
+    Flag("--enable-prometheus-metrics-path", _B, middleware=True),
     # thv proxy operation
     Flag("--token-exchange-timeout", help="seconds (default 10)", upstream=False, proxy=True),
     Flag("--token-cache-skew", help="seconds (default 30)", upstream=False, proxy=True),
@@ -261,6 +264,8 @@ FLAGS_BY_NAME: Final[Mapping[str, Flag]] = {
     **{f.name: f for f in FLAGS},
     **{f.short: f for f in FLAGS if f.short},
 }
+#: the MCP middleware flags ``thv proxy`` shares with ``thv-runner run``'s flag mode
+MIDDLEWARE_FLAGS: Final[tuple[str, ...]] = tuple(f.name for f in FLAGS if f.middleware)
 #: ``thv proxy``'s flags (a subset)
 PROXY_FLAGS: Final[Mapping[str, Flag]] = {f.name: f for f in FLAGS if f.proxy}
 

@@ -595,25 +595,9 @@ def config_from_flags(
     )
 
 
-#: the MCP middleware flags ``thv proxy`` shares with ``thv-runner run``'s flag mode (spelling, kind
-#: and help from :data:`thv.api.contract.FLAGS`; read by ``thv.runner.config.middleware_from_flags``)
-MIDDLEWARE_FLAGS: Final = (
-    "--tools",
-    "--tools-override",
-    "--authz-config",
-    "--audit-config",
-    "--enable-audit",
-    "--otel-enabled",
-    "--otel-endpoint",
-    "--otel-service-name",
-    "--otel-headers",
-    "--otel-env-vars",
-    "--otel-insecure",
-    "--otel-tracing-enabled",
-    "--otel-metrics-enabled",
-    "--otel-tracing-sampling-rate",
-    "--enable-prometheus-metrics-path",
-)
+#: the MCP middleware flags ``thv proxy`` shares with ``thv-runner run``'s flag mode (marked in
+#: :data:`thv.api.contract.FLAGS`; read by ``thv.runner.config.middleware_from_flags``)
+MIDDLEWARE_FLAGS: Final = contract.MIDDLEWARE_FLAGS
 
 
 def add_middleware_arguments(parser: argparse.ArgumentParser) -> None:
