@@ -52,4 +52,9 @@ WATCH_EVENTS = Counter(
 STORE_OBJECTS = Gauge(
     "thv_store_objects", "Objects in the local store by resource", ["resource"], registry=REGISTRY
 )
+RESYNCS = Counter(
+    "thv_resyncs_total",
+    "Full passes announcing every cached key (the start's and each periodic resync)",
+    registry=REGISTRY,
+)
 LEADER = Gauge("thv_leader", "1 while this process holds the leader lease", registry=REGISTRY)

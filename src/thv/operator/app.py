@@ -24,7 +24,7 @@ from thv.operator.leader import LeaderElector
 from thv.render.settings import OperatorSettings
 from thv.sources.events import ObjectEvent
 from thv.sources.informer import EventType, Informer
-from thv.sources.kinds import KINDS, Kind
+from thv.sources.kinds import BY_NAME, KINDS, Kind, Route
 from thv.sources.routing import route
 from thv.sources.store import KubeObject
 from thv.subscribers.context import Context
@@ -113,11 +113,18 @@ class Operator:
                     )
                 )
 
-    async def resync_all(self) -> None:
-        """Re-announce every key of every source (no API calls)."""
-        with _tracer.start_as_current_span("resync"):
-            for informer in self.informers:
+    async def announce_all(self) -> None:
+        """Announce every MCPServer and config key again (no API calls). Owned objects and pods
+        are not announced: each would only name its MCPServer, which is announced itself."""
+        for informer in self.informers:
+            if BY_NAME[informer.store.kind].route in (Route.SERVER, Route.CONFIG):
                 await informer.resync()
+        metrics.RESYNCS.inc()
+
+    async def resync_all(self) -> None:
+        """The periodic resync: :meth:`announce_all` in a span of its own."""
+        with _tracer.start_as_current_span("resync"):
+            await self.announce_all()
 
     async def _resync(self) -> None:
         while True:
@@ -153,8 +160,7 @@ class Operator:
                 tg.start_soon(self._lead, tg.cancel_scope)
                 await self.elector.elected.wait()
             self._subscribe()
-            for informer in self.informers:
-                await informer.resync()  # announce everything once the writers run
+            await self.announce_all()  # everything once the writers run
             self.ready.set()
             tg.start_soon(self._resync)
             tg.start_soon(self._queue_gauges)

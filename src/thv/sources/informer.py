@@ -122,10 +122,9 @@ class Informer(Generic[T]):
             for obj in page.items or ():
                 key = object_key(obj)
                 seen.add(key)
-                old = self.store.get(key)
-                if old is None or old.metadata.resource_version != obj.metadata.resource_version:
-                    self.store.upsert(obj)
-                    await self.on_event("ADDED" if old is None else "MODIFIED", key, obj, old)
+                if key not in self.store or self.store.resource_version(key) != obj.metadata.resource_version:
+                    existed, old = self._keep(obj)
+                    await self.on_event("MODIFIED" if existed else "ADDED", key, obj, old)
             cont = page.metadata.continue_
             if not cont:
                 break
@@ -153,9 +152,18 @@ class Informer(Generic[T]):
             old = self.store.delete(key)
             await self.on_event("DELETED", key, obj, old)
         else:
-            old = self.store.upsert(obj)
-            await self.on_event("ADDED" if old is None else "MODIFIED", key, obj, old)
+            existed, old = self._keep(obj)
+            await self.on_event("MODIFIED" if existed else "ADDED", key, obj, old)
         metrics.STORE_OBJECTS.labels(str(self.resource)).set(len(self.store))
+
+    def _keep(self, obj: T) -> tuple[bool, T | None]:
+        """Store ``obj``: (whether a previous object existed, that object). A packed store's
+        previous object is not read back (``None``): decoding it would cost on every event,
+        and the kinds kept packed are routed by the new object alone."""
+        if self.store.packed:
+            return self.store.put(obj), None
+        old = self.store.upsert(obj)
+        return old is not None, old
 
     def _restart(self, reason: str) -> None:
         self.restarts[reason] = self.restarts.get(reason, 0) + 1

@@ -56,18 +56,21 @@ def pod_server(obj: KubeObject) -> list[str]:
 @dataclass
 class Stores:
     """The local caches, one per watched kind (:data:`~thv.sources.kinds.KINDS`), with the
-    reverse indexes."""
+    reverse indexes. The owned kinds and pods are kept packed (one per server each, read
+    only when that server reconciles); MCPServers and configs are kept decoded."""
 
     servers: Store[MCPServer] = field(default_factory=lambda: Store(MCPSERVER))
     toolconfigs: Store[MCPToolConfig] = field(default_factory=lambda: Store(TOOLCONFIG))
     extauths: Store[MCPExternalAuthConfig] = field(default_factory=lambda: Store(EXTAUTH))
-    deployments: Store[Deployment] = field(default_factory=lambda: Store("Deployment"))
-    services: Store[Service] = field(default_factory=lambda: Store("Service"))
-    configmaps: Store[ConfigMap] = field(default_factory=lambda: Store("ConfigMap"))
-    serviceaccounts: Store[ServiceAccount] = field(default_factory=lambda: Store("ServiceAccount"))
-    roles: Store[Role] = field(default_factory=lambda: Store("Role"))
-    rolebindings: Store[RoleBinding] = field(default_factory=lambda: Store("RoleBinding"))
-    pods: Store[Pod] = field(default_factory=lambda: Store("Pod"))
+    deployments: Store[Deployment] = field(default_factory=lambda: Store("Deployment", packed=Deployment))
+    services: Store[Service] = field(default_factory=lambda: Store("Service", packed=Service))
+    configmaps: Store[ConfigMap] = field(default_factory=lambda: Store("ConfigMap", packed=ConfigMap))
+    serviceaccounts: Store[ServiceAccount] = field(
+        default_factory=lambda: Store("ServiceAccount", packed=ServiceAccount)
+    )
+    roles: Store[Role] = field(default_factory=lambda: Store("Role", packed=Role))
+    rolebindings: Store[RoleBinding] = field(default_factory=lambda: Store("RoleBinding", packed=RoleBinding))
+    pods: Store[Pod] = field(default_factory=lambda: Store("Pod", packed=Pod))
 
     def __post_init__(self) -> None:
         self.servers.add_index(BY_EXTAUTH, lambda s: references(s, EXTAUTH))

@@ -4,9 +4,11 @@ instance, never module globals: two operators in one process share nothing)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import anyio
 from aiocache import SimpleMemoryCache
 
 from thv.kube.client import KubeClient
@@ -30,6 +32,37 @@ class ApplyFailure:
     message: str
 
 
+_Remembered = tuple[tuple[object, ...], Resolved | Unresolved]
+
+
+class Recent:
+    """The resolver's last results, by MCPServer key, with the versions of their inputs: the
+    most recently used ``capacity`` only (a result is ~14 KB; 10,000 remembered servers would
+    be most of the operator's memory, and a server that has not changed is not asked about)."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, _Remembered] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: str) -> _Remembered | None:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
+
+    def __setitem__(self, key: str, item: _Remembered) -> None:
+        self._items[key] = item
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def pop(self, key: str, default: None = None) -> _Remembered | None:
+        return self._items.pop(key, default)
+
+
 @dataclass
 class Inventory:
     """Per-operator memory of the subscribers (see each field's owner)."""
@@ -42,8 +75,10 @@ class Inventory:
     blocked_configs: dict[str, str] = field(default_factory=dict)
     #: resolver: short-lived reads of Secrets' keys and user ConfigMaps shared by one reconcile
     reads: SimpleMemoryCache = field(default_factory=SimpleMemoryCache)
-    #: resolver: the last result per MCPServer key, with the versions of its inputs
-    resolved: dict[str, tuple[tuple[object, ...], Resolved | Unresolved]] = field(default_factory=dict)
+    #: resolver: the reads of ``reads`` under way (single flight), by cache key
+    inflight: dict[str, anyio.Event] = field(default_factory=dict)
+    #: resolver: the last result per recently resolved MCPServer key, with its inputs' versions
+    resolved: Recent = field(default_factory=Recent)
 
 
 @dataclass

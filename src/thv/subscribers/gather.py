@@ -11,8 +11,9 @@ event render it once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
+import anyio
 import msgspec
 
 from thv.api.crds import MCPExternalAuthConfig, MCPServer, MCPToolConfig
@@ -34,6 +35,8 @@ NEEDS = declare(
 #: how long a read of a Secret's keys or a user ConfigMap is shared
 CACHE_TTL = 2.0
 _MISSING = "missing"
+#: what a shared read remembers: a Secret's key names, a ConfigMap's data, or :data:`_MISSING`
+_Cached = str | list[str] | dict[str, str]
 
 __all__ = ("Resolved", "Unresolved", "gather", "resolve_server")
 
@@ -50,33 +53,51 @@ _keys = msgspec.json.Decoder(_KeysOnly)
 _cmdata = msgspec.json.Decoder(_ConfigMapData)
 
 
-async def _secret_keys(ctx: Context, ns: str, name: str) -> frozenset[str] | None:
-    cache, cache_key = ctx.inventory.reads, f"secret-keys:{ns}/{name}"
-    cached = await cache.get(cache_key)
-    if cached is not None:
-        return None if cached == _MISSING else frozenset(cached)
+async def _shared_read(ctx: Context, cache_key: str, fetch: Callable[[], Awaitable[_Cached]]) -> _Cached:
+    """``fetch()``'s value, shared for :data:`CACHE_TTL` and single-flight: while one read of
+    ``cache_key`` is under way, the others wait for it instead of sending their own (a config
+    change reaches every server referencing it at once, and they usually share one Secret)."""
+    cache, inflight = ctx.inventory.reads, ctx.inventory.inflight
+    while True:
+        cached = await cache.get(cache_key)
+        if cached is not None:
+            value: _Cached = cached
+            return value
+        running = inflight.get(cache_key)
+        if running is None:
+            break
+        await running.wait()  # then the cache has it, unless that read failed: read again
+    done = inflight[cache_key] = anyio.Event()
     try:
-        body = await ctx.client.get(SECRETS, name, ns)
-    except NotFound:
-        await cache.set(cache_key, _MISSING, ttl=CACHE_TTL)
-        return None
-    keys = frozenset((_keys.decode(body).data or {}).keys())
-    await cache.set(cache_key, sorted(keys), ttl=CACHE_TTL)
-    return keys
+        value = await fetch()
+        await cache.set(cache_key, value, ttl=CACHE_TTL)
+        return value
+    finally:
+        del inflight[cache_key]
+        done.set()
+
+
+async def _secret_keys(ctx: Context, ns: str, name: str) -> frozenset[str] | None:
+    async def fetch() -> _Cached:
+        try:
+            body = await ctx.client.get(SECRETS, name, ns)
+        except NotFound:
+            return _MISSING
+        return sorted((_keys.decode(body).data or {}).keys())
+
+    value = await _shared_read(ctx, f"secret-keys:{ns}/{name}", fetch)
+    return None if value == _MISSING else frozenset(value)
 
 
 async def _configmap_data(ctx: Context, ns: str, name: str) -> dict[str, str] | None:
-    cache, cache_key = ctx.inventory.reads, f"configmap:{ns}/{name}"
-    cached = await cache.get(cache_key)
-    if cached is not None:
-        return None if cached == _MISSING else dict(cached)
-    try:
-        data = _cmdata.decode(await ctx.client.get(CONFIGMAPS, name, ns)).data or {}
-    except NotFound:
-        await cache.set(cache_key, _MISSING, ttl=CACHE_TTL)
-        return None
-    await cache.set(cache_key, data, ttl=CACHE_TTL)
-    return data
+    async def fetch() -> _Cached:
+        try:
+            return _cmdata.decode(await ctx.client.get(CONFIGMAPS, name, ns)).data or {}
+        except NotFound:
+            return _MISSING
+
+    value = await _shared_read(ctx, f"configmap:{ns}/{name}", fetch)
+    return None if isinstance(value, str) else dict(value) if isinstance(value, dict) else None
 
 
 def _ref_key(server: MCPServer, kind: str) -> str | None:
