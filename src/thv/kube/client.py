@@ -3,6 +3,13 @@
 kr8s handles kubeconfig, in-cluster credentials, TLS and re-authentication; everything
 else (retrying 429/5xx with backoff, honouring ``Retry-After``, timeouts, server-side
 apply, precise patches, streaming watches) lives here so the rest of thv never sees kr8s.
+
+Requests and streams travel apart. Every request (get, list, create, apply, patch, delete)
+goes over one multiplexed HTTP/2 connection built from kr8s's credentials: with dozens of
+requests in flight, HTTP/1.1's pool kept opening connections (a TLS handshake each: a quarter
+of the operator's CPU on a cold start, ``docs/benchmarks.md``). Watches stay on kr8s's own
+HTTP/1.1 connections, one per stream, so a slow watch reader never holds up the writes by
+HTTP/2 flow control.
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ _CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
 }
 FIELD_MANAGER = "thv"
+#: bodies larger than this go over HTTP/1.1: the API server answers an oversized body (over
+#: 3 MiB) at once and resets the HTTP/2 stream, which httpcore's HTTP/2 client does not notice
+#: while it waits to send the rest (the request hangs until its timeout)
+H2_BODY_LIMIT = 256 * 1024
 _tracer = trace.get_tracer("thv.kube")
 
 
@@ -74,6 +85,8 @@ class KubeClient:
         user_agent: str = "thv",
     ) -> None:
         self._api = api
+        self._http: httpx.AsyncClient | None = None
+        self._sni: dict[str, str] | None = None
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -84,6 +97,58 @@ class KubeClient:
     def api(self) -> Any:
         """The underlying kr8s API object (for tests and tools)."""
         return self._api
+
+    async def _session(self, *, renew: bool = False) -> httpx.AsyncClient:
+        """The HTTP/2 client for requests (built from kr8s's credentials; ``renew`` after a
+        401 re-reads them, as kr8s does for its own session)."""
+        if renew:
+            await self._api.auth.reauthenticate()
+        if renew or self._http is None or self._http.is_closed:
+            old, auth = self._http, self._api.auth
+            headers = {"User-Agent": self.user_agent}
+            if auth.token:
+                headers["Authorization"] = f"Bearer {auth.token}"
+            self._http = httpx.AsyncClient(
+                http2=True,
+                base_url=auth.server,
+                headers=headers,
+                verify=await auth.ssl_context(),
+                timeout=self.timeout,
+                proxy=auth.proxy,
+            )
+            self._sni = {"sni_hostname": auth.tls_server_name} if auth.tls_server_name else None
+            if old is not None:
+                await old.aclose()
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the request connection (watch streams close with their iterators)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _send_h1(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes,
+        content_type: str,
+        timeout: float,
+    ) -> tuple[int, bytes, httpx.Response]:
+        """One request over kr8s's HTTP/1.1 session (see :data:`H2_BODY_LIMIT`)."""
+        async with self._api.call_api(
+            method,
+            version="",
+            base=path,
+            url="",
+            raise_for_status=False,
+            params=dict(params or {}),
+            content=content,
+            headers={"Content-Type": content_type, "User-Agent": self.user_agent},
+            timeout=timeout,
+        ) as response:
+            return response.status_code, response.content, response
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -109,22 +174,31 @@ class KubeClient:
             span.set_attribute("k8s.resource", resource)
             span.set_attribute("url.path", path)
             attempt = 0
+            renewed = False
             while True:
                 retry_after: float | None = None
                 try:
-                    async with self._api.call_api(
-                        method,
-                        version="",
-                        base=path,
-                        url="",
-                        raise_for_status=False,
-                        params=dict(params or {}),
-                        content=content,
-                        headers={"Content-Type": content_type, "User-Agent": self.user_agent},
-                        timeout=timeout or self.timeout,
-                    ) as response:
+                    if content is not None and len(content) > H2_BODY_LIMIT:
+                        code, body, response = await self._send_h1(
+                            method, path, params, content, content_type, timeout or self.timeout
+                        )
+                    else:
+                        http = await self._session()
+                        response = await http.request(
+                            method,
+                            path,
+                            params=params,
+                            content=content,
+                            headers={"Content-Type": content_type},
+                            timeout=timeout or self.timeout,
+                            extensions=self._sni,
+                        )
                         code = response.status_code
                         body = response.content
+                        if code == 401 and not renewed:  # credentials rotated: read them again
+                            renewed = True
+                            await self._session(renew=True)
+                            continue
                 except (httpx.TransportError, kr8s.APITimeoutError) as exc:
                     code, body = 0, b""
                     err: ApiError = ApiError(0, "Unavailable", type(exc).__name__)

@@ -46,9 +46,13 @@ def run_from_args(args: argparse.Namespace) -> int:
             "configmap" if settings.use_configmap else "flags",
             args.namespace or "all",
         )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, tg.cancel_scope)
-            await op.run()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_stop_on_signal, tg.cancel_scope)
+                await op.run()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.aclose()
 
     try:
         anyio.run(_main)

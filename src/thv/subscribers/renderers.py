@@ -18,10 +18,13 @@ instead of retrying in a loop while the MCPServer looks healthy.
 
 from __future__ import annotations
 
+import anyio
+
 from bus import Requeue
 from thv.api.k8s import ConfigMap
 from thv.kube.errors import ApiError
 from thv.rbac import WRITE, Need, declare
+from thv.render.desired import DesiredObject
 from thv.render.names import runconfig_configmap_name
 from thv.sources.events import MCPSERVER, ServerEvent
 from thv.sources.kinds import OWNED_RESOURCES as RESOURCES
@@ -89,31 +92,37 @@ def _wait(ctx: Context, renderer: str, key: str, res: Unresolved | None) -> Requ
 
 
 async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
-    """Apply the Deployment, Service, RBAC and authz ConfigMap of one MCPServer."""
+    """Apply the Deployment, Service, RBAC and authz ConfigMap of one MCPServer.
+
+    Applied in three concurrent batches: the ServiceAccounts, Role, Service and authz
+    ConfigMap; then the RoleBinding (binding a Role thv may not ``bind`` is checked against the
+    Role, which must exist); then the Deployment (its pods need both)."""
     res = await resolve_server(ctx, event.key)
     if not isinstance(res, Resolved):
         return _wait(ctx, WORKLOAD, event.key, res)
     ns = res.server.metadata.namespace or ""
-    held = waiting = False
     runconfig = res.desired.runconfig_configmap
-    for obj in res.desired.objects():
-        if obj.kind == "ConfigMap" and obj is runconfig:
-            continue
-        name = obj.metadata.name or ""
-        if obj.kind == "Deployment" and runconfig is not None and not _runconfig_current(ctx, ns, runconfig):
-            # ConfigMap mode: the runner reads runconfig.json once, at start, so a pod rolled by
-            # a new checksum before the ConfigMap renderer wrote the new RunConfig could start
-            # with the old one. The Deployment waits for it (the ConfigMap's watch event, or the
-            # requeue, brings this renderer back): upstream writes the two in this order too.
-            waiting = True
-            continue
-        try:
-            outcome = await ctx.applier.apply(RESOURCES[obj.kind], obj, ctx.stores.live(obj.kind, ns, name))
+    objs = [o for o in res.desired.objects() if not (o.kind == "ConfigMap" and o is runconfig)]
+    first = [o for o in objs if o.kind not in ("RoleBinding", "Deployment")]
+    bindings = [o for o in objs if o.kind == "RoleBinding"]
+    deployments = [o for o in objs if o.kind == "Deployment"]
+    waiting = runconfig is not None and not _runconfig_current(ctx, ns, runconfig)
+    if waiting:
+        # ConfigMap mode: the runner reads runconfig.json once, at start, so a pod rolled by a
+        # new checksum before the ConfigMap renderer wrote the new RunConfig could start with
+        # the old one. The Deployment waits for it (the ConfigMap's watch event, or the requeue,
+        # brings this renderer back): upstream writes the two in this order too.
+        deployments = []
+    held = False
+    for batch in (first, bindings, deployments):
+        outcomes = await _apply_all(ctx, ns, batch)
+        for obj, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, ApiError):
+                if outcome.code not in REJECTED_CODES:
+                    raise outcome
+                failure = ApplyFailure(obj.kind, obj.metadata.name or "", outcome.message)
+                return await _rejected(ctx, WORKLOAD, event.key, failure)
             held |= outcome is Applied.HELD
-        except ApiError as err:
-            if err.code not in REJECTED_CODES:
-                raise
-            return await _rejected(ctx, WORKLOAD, event.key, ApplyFailure(obj.kind, name, err.message))
     await _accepted(ctx, WORKLOAD, event.key)
     for kind, name in res.desired.unwanted:
         if kind == "ConfigMap" and name == runconfig_configmap_name(res.server.metadata.name or ""):
@@ -122,6 +131,30 @@ async def render_workload(ctx: Context, event: ServerEvent) -> Requeue | None:
     if waiting:
         return Requeue(RUNCONFIG_WAIT)
     return _recheck(ctx) if held else None
+
+
+async def _apply_all(ctx: Context, ns: str, objs: list[DesiredObject]) -> list[Applied | ApiError]:
+    """Apply ``objs`` concurrently; each one's outcome, or the API error it met (in order)."""
+    outcomes: list[Applied | ApiError] = [Applied.SAME] * len(objs)
+
+    async def one(i: int) -> None:
+        obj = objs[i]
+        name = obj.metadata.name or ""
+        try:
+            outcomes[i] = await ctx.applier.apply(
+                RESOURCES[obj.kind], obj, ctx.stores.live(obj.kind, ns, name)
+            )
+        except ApiError as err:
+            outcomes[i] = err
+
+    if len(objs) <= 1:
+        for i in range(len(objs)):
+            await one(i)
+        return outcomes
+    async with anyio.create_task_group() as tg:
+        for i in range(len(objs)):
+            tg.start_soon(one, i)
+    return outcomes
 
 
 def _runconfig_current(ctx: Context, ns: str, desired: ConfigMap) -> bool:

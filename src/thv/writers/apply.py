@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import time
 from typing import Any
@@ -47,9 +48,13 @@ class Applied(enum.Enum):
 
 
 class _Sent(msgspec.Struct):
-    body: bytes
+    digest: bytes
     resource_version: str
     at: float
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
 
 
 class Applier:
@@ -59,6 +64,8 @@ class Applier:
     object until the watch echoes the write. While the Store has not yet seen the
     resourceVersion the apply returned, re-sending the *identical* body is skipped, for at most
     ``consistency_timeout`` seconds; any other body, or after the window, is compared as usual.
+    Only a digest of each body is kept, and only while it can matter: an entry goes once the
+    live object holds the desired fields, and entries older than the window are swept.
     """
 
     def __init__(self, client: KubeClient, consistency_timeout: float = 5.0) -> None:
@@ -67,6 +74,7 @@ class Applier:
         #: applies sent (for tests and benchmarks)
         self.writes = 0
         self._sent: dict[tuple[str, str | None, str], _Sent] = {}
+        self._swept = time.monotonic()
 
     def _in_flight(self, key: tuple[str, str | None, str], body: bytes, live: msgspec.Struct | None) -> bool:
         sent = self._sent.get(key)
@@ -76,7 +84,15 @@ class Applier:
         if live_rv == sent.resource_version or time.monotonic() - sent.at > self.consistency_timeout:
             del self._sent[key]
             return False
-        return sent.body == body
+        return sent.digest == _digest(body)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._swept < self.consistency_timeout:
+            return
+        self._swept = now
+        for key in [k for k, sent in self._sent.items() if now - sent.at > self.consistency_timeout]:
+            del self._sent[key]
 
     async def apply(self, res: Resource, desired: msgspec.Struct, live: msgspec.Struct | None) -> Applied:
         """Apply ``desired`` unless ``live`` already holds it (see :class:`Applied`).
@@ -88,16 +104,18 @@ class Applier:
         """
         body = to_builtins(desired)
         meta = body["metadata"]
-        if live is not None and is_subset(body, to_builtins(live)):
-            return Applied.SAME
         name, ns = meta["name"], meta.get("namespace")
         key = (str(res), ns, name)
+        self._sweep()
+        if live is not None and is_subset(body, to_builtins(live)):
+            self._sent.pop(key, None)
+            return Applied.SAME
         encoded = _enc.encode(body)
         if self._in_flight(key, encoded, live):
             return Applied.HELD
         log.info("apply %s %s/%s", res.kind, ns, name)
         answer = _meta_dec.decode(await self.client.apply(res, name, encoded, ns))
-        self._sent[key] = _Sent(encoded, answer.metadata.resource_version, time.monotonic())
+        self._sent[key] = _Sent(_digest(encoded), answer.metadata.resource_version, time.monotonic())
         self.writes += 1
         return Applied.WROTE
 
