@@ -151,8 +151,10 @@ class Operator:
                 from thv.observability.health import serve
 
                 tg.start_soon(serve, self.is_synced, *self.health_address)
+            for informer in self.informers:  # the first lists run concurrently
+                tg.start_soon(informer.run)
             for informer in self.informers:
-                await tg.start(informer.run)
+                await informer.synced.wait()
             log.info("caches synced: %s", ", ".join(f"{k}={n}" for k, n in self._store_sizes().items()))
             self.synced.set()
             if self.leader_election_namespace:
