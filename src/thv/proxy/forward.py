@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -197,17 +197,7 @@ class Forwarder:
         complete = False
         async with anyio.create_task_group() as tg:
             if body_done.is_set():  # only one reader of `receive` at a time
-
-                async def watch_disconnect() -> None:
-                    while True:
-                        message = await receive()
-                        if message["type"] == "http.disconnect":
-                            if not complete:
-                                log.debug("client disconnected; closing the upstream stream")
-                            tg.cancel_scope.cancel()
-                            return
-
-                tg.start_soon(watch_disconnect)
+                tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, lambda: complete)
             try:
                 async for chunk in response.aiter_raw():
                     if chunk:
@@ -440,17 +430,7 @@ class RawForwarder:
             return keep
         complete = False
         async with anyio.create_task_group() as tg:
-
-            async def watch_disconnect() -> None:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        if not complete:
-                            log.debug("client disconnected; closing the upstream stream")
-                        tg.cancel_scope.cancel()
-                        return
-
-            tg.start_soon(watch_disconnect)
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope, lambda: complete)
             try:
                 async for chunk in _body(reader, kind, length):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -460,6 +440,20 @@ class RawForwarder:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             tg.cancel_scope.cancel()
         return keep and complete
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, scope: anyio.CancelScope, complete: Callable[[], bool]
+) -> None:
+    """While a response streams to the client: cancel ``scope`` (closing the upstream stream)
+    once the client disconnects."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not complete():
+                log.debug("client disconnected; closing the upstream stream")
+            scope.cancel()
+            return
 
 
 def _chunk(data: bytes) -> bytes:
