@@ -720,6 +720,20 @@ class ColdResult:
     note: str = ""
 
 
+def cold_watches(api: Api, ns: str, n: int) -> tuple[list[Watch], tuple[Tracker, Tracker, Tracker]]:
+    """The cold-start observation of namespace ``ns``: list+watch streams of its ConfigMaps,
+    Deployments and MCPServers, and trackers of N runconfig ConfigMaps with the first audience,
+    N Deployments and N servers ``Running`` (stop the watches when done)."""
+    cms = Watch(api, f"/api/v1/namespaces/{ns}/configmaps").start()
+    deps = Watch(api, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
+    srv = Watch(api, f"{G}/{ns}/mcpservers").start()
+    return [cms, deps, srv], (
+        cms.track(runconfig_has("aud-0"), n),
+        deps.track(lambda d: True, n),
+        srv.track(lambda s: (s.get("status") or {}).get("phase") == "Running", n),
+    )
+
+
 def cold_start(
     ops: Sequence[str],
     op: str,
@@ -737,13 +751,8 @@ def cold_start(
         t = time.monotonic()
         setup_namespace(c.cp, c.api, ns, n, label)
         res.create_seconds = time.monotonic() - t
-        cms = Watch(c.api, f"/api/v1/namespaces/{ns}/configmaps").start()
-        deps = Watch(c.api, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
-        srv = Watch(c.api, f"{G}/{ns}/mcpservers").start()
+        watches, (cm_t, dep_t, run_t) = cold_watches(c.api, ns, n)
         try:
-            cm_t = cms.track(runconfig_has("aud-0"), n)
-            dep_t = deps.track(lambda d: True, n)
-            run_t = srv.track(lambda s: (s.get("status") or {}).get("phase") == "Running", n)
             mark = c.cp.audit.mark()
             proc = c.process(op, ns, f"c{n}", resync=300.0)
             with proc:
@@ -778,7 +787,7 @@ def cold_start(
             if record_into is not None:
                 record_into.extend(record(c.cp.audit_log_path, mark, None, USERS[op], ns))
         finally:
-            for w in (cms, deps, srv):
+            for w in watches:
                 w.stop()
     say(
         f"{label}: objects {fmt_s(res.objects_seconds)}, Running {fmt_s(res.running_seconds)}, "
@@ -800,9 +809,8 @@ def floor_cold(n: int, recorded: list[dict[str, Any]], floor_bin: Path, timeout:
         t = time.monotonic()
         setup_namespace(c.cp, c.api, ns, n, label)
         res.create_seconds = time.monotonic() - t
-        cms = Watch(c.api, f"/api/v1/namespaces/{ns}/configmaps").start()
-        deps = Watch(c.api, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
-        srv = Watch(c.api, f"{G}/{ns}/mcpservers").start()
+        watches, (cm_t, dep_t, run_t) = cold_watches(c.api, ns, n)
+        srv = watches[2]
         try:
             uids: dict[tuple[str, str], str] = {}
             with srv.lock:
@@ -812,9 +820,6 @@ def floor_cold(n: int, recorded: list[dict[str, Any]], floor_bin: Path, timeout:
             if status == 200:
                 uids[("MCPExternalAuthConfig", "auth")] = body["metadata"]["uid"]
             path = write_ops(for_cluster(recorded, uids, gate_running=True), c.tmp / f"floor-c{n}.jsonl")
-            cm_t = cms.track(runconfig_has("aud-0"), n)
-            dep_t = deps.track(lambda d: True, n)
-            run_t = srv.track(lambda s: (s.get("status") or {}).get("phase") == "Running", n)
             mark = c.cp.audit.mark()
             with FloorProcess(
                 floor_bin, c.kubeconfigs["thv"], path, gate_namespace=ns, log_path=c.tmp / f"floor-c{n}.log"
@@ -847,7 +852,7 @@ def floor_cold(n: int, recorded: list[dict[str, Any]], floor_bin: Path, timeout:
             res.writes, res.by_resource = sum(by.values()), dict(by)
             res.load = os.getloadavg()[0]
         finally:
-            for w in (cms, deps, srv):
+            for w in watches:
                 w.stop()
     say(
         f"{label}: objects {fmt_s(res.objects_seconds)}, Running {fmt_s(res.running_seconds)}, "

@@ -41,12 +41,10 @@ from pathlib import Path
 from bench_compare import (
     USERS,
     Cluster,
-    G,
-    Watch,
     cluster,
+    cold_watches,
     count_writes,
     machine,
-    runconfig_has,
     say,
     setup_namespace,
     wait_quiet,
@@ -192,13 +190,8 @@ def run(op: str, n: int, timeout: float, every: float, peer_bin: Path | None) ->
     with cluster([op], peer_bin) as c:
         ns = f"{op}-s{n}"
         setup_namespace(c.cp, c.api, ns, n, label)
-        cms = Watch(c.api, f"/api/v1/namespaces/{ns}/configmaps").start()
-        deps = Watch(c.api, f"/apis/apps/v1/namespaces/{ns}/deployments").start()
-        srv = Watch(c.api, f"{G}/{ns}/mcpservers").start()
+        watches, (cm_t, dep_t, run_t) = cold_watches(c.api, ns, n)
         try:
-            cm_t = cms.track(runconfig_has("aud-0"), n)
-            dep_t = deps.track(lambda d: True, n)
-            run_t = srv.track(lambda s: (s.get("status") or {}).get("phase") == "Running", n)
             mark = c.cp.audit.mark()
             proc = c.process(op, ns, f"s{n}", resync=600.0)
             with proc:
@@ -257,7 +250,7 @@ def run(op: str, n: int, timeout: float, every: float, peer_bin: Path | None) ->
             if op == "thv" and res.running_seconds is not None:
                 res.restart = warm_restart(c, ns, n, label)
         finally:
-            for w in (cms, deps, srv):
+            for w in watches:
                 w.stop()
     return res
 
