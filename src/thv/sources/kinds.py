@@ -38,7 +38,13 @@ from thv.kube.resources import (
     Resource,
 )
 from thv.rbac import READ, Need, declare
-from thv.render.names import LABEL_APP_MANAGED_BY, LABEL_TOOLHIVE, MANAGED_BY_THV
+from thv.render.names import (
+    ANNOTATION_EXTAUTH_HASH,
+    ANNOTATION_TOOLCONFIG_HASH,
+    LABEL_APP_MANAGED_BY,
+    LABEL_TOOLHIVE,
+    MANAGED_BY_THV,
+)
 from thv.sources.events import EXTAUTH, MCPSERVER, TOOLCONFIG
 
 #: the label selector of every owned kind's watch
@@ -88,5 +94,7 @@ OWNED: Final = {k.name: k for k in KINDS if k.route is Route.OWNED}
 OWNED_RESOURCES: Final = {name: k.resource for name, k in OWNED.items()}
 #: the config kinds an MCPServer references
 CONFIGS: Final = {k.name: k for k in KINDS if k.route is Route.CONFIG}
+#: the annotation on a referencing MCPServer that mirrors each config kind's hash
+HASH_ANNOTATIONS: Final = {EXTAUTH: ANNOTATION_EXTAUTH_HASH, TOOLCONFIG: ANNOTATION_TOOLCONFIG_HASH}
 
 declare("watch-sources", *(Need(k.resource.group, (k.resource.plural,), READ) for k in KINDS))

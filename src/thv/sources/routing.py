@@ -7,9 +7,25 @@ import msgspec
 from thv.api.crds import MCPServer
 from thv.sources.events import MCPSERVER, ConfigEvent, ObjectEvent, PodEvent, Reason, ServerEvent
 from thv.sources.informer import EventType
-from thv.sources.kinds import CONFIGS, Kind, Route
+from thv.sources.kinds import CONFIGS, HASH_ANNOTATIONS, Kind, Route
 from thv.sources.store import KubeObject
 from thv.sources.stores import Stores, owner, pod_server, references
+
+
+def _concerns_config(type_: EventType, config: str, server: MCPServer, old: MCPServer | None) -> bool:
+    """Whether a server's event can change what the config's subscribers (hasher, finalizer
+    guard) do: the server appeared, went, or was resynced; its reference changed; or the
+    config's hash annotation on it changed or is missing (drift, or the hasher's own write
+    echoing back once). A server's other changes (its status, finalizer, spec) are not the
+    config's business: announcing them made every server write cost the hasher a pass over
+    every referencing server, O(N^2) on a cold start of N servers."""
+    if type_ != "MODIFIED" or old is None:
+        return True
+    if references(server, config) != references(old, config):
+        return True
+    annotation = HASH_ANNOTATIONS[config]
+    now = (server.metadata.annotations or {}).get(annotation)
+    return now is None or now != (old.metadata.annotations or {}).get(annotation)
 
 
 def route(
@@ -30,6 +46,7 @@ def route(
         events.extend(
             ConfigEvent(kind=config, key=ref, reason="REFERENCE")
             for config in CONFIGS
+            if _concerns_config(type_, config, obj, old)
             for ref in sorted(set(references(obj, config)) | set(references(old, config)))
         )
         return events

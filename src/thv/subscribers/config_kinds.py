@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from thv.kube.resources import MCPEXTERNALAUTHCONFIGS, MCPTOOLCONFIGS, Resource
 from thv.render import names
 from thv.sources.events import EXTAUTH, TOOLCONFIG
+from thv.sources.kinds import HASH_ANNOTATIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ EXTAUTH_KIND = ConfigKind(
     EXTAUTH,
     MCPEXTERNALAUTHCONFIGS,
     names.FINALIZER_EXTAUTH,
-    names.ANNOTATION_EXTAUTH_HASH,
+    HASH_ANNOTATIONS[EXTAUTH],
     lists_referencing_servers=False,
     has_conditions=True,
 )
@@ -36,7 +37,7 @@ TOOLCONFIG_KIND = ConfigKind(
     TOOLCONFIG,
     MCPTOOLCONFIGS,
     names.FINALIZER_TOOLCONFIG,
-    names.ANNOTATION_TOOLCONFIG_HASH,
+    HASH_ANNOTATIONS[TOOLCONFIG],
     lists_referencing_servers=True,
     has_conditions=False,
 )
