@@ -42,10 +42,15 @@ def _configs(type_: EventType, new: MCPServer, old: MCPServer | None) -> list[tu
     return [(e.kind, e.key) for e in events[1:] if isinstance(e, ConfigEvent)]
 
 
-@pytest.mark.parametrize("type_", ["ADDED", "DELETED", "RESYNC"])
-def test_a_server_appearing_going_or_resynced_reaches_its_config(type_: EventType) -> None:
+@pytest.mark.parametrize("type_", ["ADDED", "DELETED"])
+def test_a_server_appearing_or_going_reaches_its_config(type_: EventType) -> None:
     server = _server()
     assert _configs(type_, server, None if type_ == "ADDED" else server) == [(EXTAUTH, "ns/a")]
+
+
+def test_a_resynced_server_does_not_reach_its_config_which_is_resynced_itself() -> None:
+    server = _server(hash_=None)
+    assert _configs("RESYNC", server, server) == []
 
 
 def test_a_status_or_finalizer_change_does_not_reach_the_config() -> None:

@@ -14,11 +14,14 @@ from thv.sources.stores import Stores, owner, pod_server, references
 
 def _concerns_config(type_: EventType, config: str, server: MCPServer, old: MCPServer | None) -> bool:
     """Whether a server's event can change what the config's subscribers (hasher, finalizer
-    guard) do: the server appeared, went, or was resynced; its reference changed; or the
-    config's hash annotation on it changed or is missing (drift, or the hasher's own write
-    echoing back once). A server's other changes (its status, finalizer, spec) are not the
-    config's business: announcing them made every server write cost the hasher a pass over
-    every referencing server, O(N^2) on a cold start of N servers."""
+    guard) do: the server appeared or went; its reference changed; or the config's hash
+    annotation on it changed or is missing (drift, or the hasher's own write echoing back
+    once). A server's other changes (its status, finalizer, spec) are not the config's
+    business, and neither is a server's resync (the config is resynced itself): announcing
+    them made every server event cost the hasher a pass over every referencing server,
+    O(N^2) for N servers on a cold start and on every resync."""
+    if type_ == "RESYNC":
+        return False
     if type_ != "MODIFIED" or old is None:
         return True
     if references(server, config) != references(old, config):
