@@ -281,8 +281,8 @@ def _fin_for(timeout: float) -> Callable[[float | None], str]:
     return lambda v: f"{v:.1f}" if v is not None else f"not in {timeout:.0f} s"
 
 
-def report(results: list[Scale]) -> str:
-    lines = [*machine(), ""]
+def report(results: list[Scale], header: list[str]) -> str:
+    lines = [*header, ""]
     lines.append("cold start (s from process start; RSS MiB; CPU s per component over the run)")
     head = (
         "| op | N | ready | objects | Running | writes (/server) | peak RSS | steady RSS | "
@@ -351,14 +351,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer_bin = build_peer() if "peer" in ops else None
     results: list[Scale] = []
     out = Path(args.out)
+    header = machine()  # the tree the operators run is the tree at the start
     for op in ops:
         sizes = args.n if op == "thv" else args.peer_n
         for n in (int(x) for x in sizes.split(",") if x):
             results.append(run(op, n, args.timeout, args.every, peer_bin))
-            text = report(results)
+            text = report(results, header)
             out.write_text(text)
             out.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=1))
-    print(report(results))
+    print(report(results, header))
     return 0
 
 
