@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench_compare import (
     USERS,
@@ -338,6 +339,42 @@ def report(results: list[Scale], header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Servers Running against time for each cold start, and its CPU by process (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"thv": "thv", "peer": "upstream v0.3.11"}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [3, 2]})
+    for r in results:
+        ts = [0.0] + [s["t"] for s in r["samples"]]
+        label = f"{names[r['op']]}, N={r['n']:,}"
+        style = "-" if r["op"] == "thv" else "--"
+        ax1.plot(ts, [0] + [s["deps"] for s in r["samples"]], style, alpha=0.5, label=f"{label}: Deployments")
+        ax1.plot(ts, [0] + [s["running"] for s in r["samples"]], style, label=f"{label}: Running")
+    ax1.set_xlabel("seconds from operator start")
+    ax1.set_ylabel("servers")
+    ax1.set_title("Cold start: Deployments created and servers Running")
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=7)
+    big = [r for r in results if r["n"] == max(x["n"] for x in results)]
+    bottom = [0.0] * len(big)
+    for comp in COMPONENTS:
+        vals = [r["cpu"].get(comp, 0.0) for r in big]
+        ax2.bar([names[r["op"]] for r in big], vals, bottom=bottom, label=comp)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    for i, r in enumerate(big):
+        ax2.text(i, bottom[i], f"{r['wall']:.0f} s wall", ha="center", va="bottom", fontsize=8)
+    ax2.set_ylabel("CPU seconds over the cold start")
+    ax2.set_title(f"Where the time goes, N={big[0]['n']:,} (2 cores)")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    say(f"wrote {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", default="thv,peer", help="operators, comma-separated (thv, peer)")
@@ -346,7 +383,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=2700.0, help="bound of each cold start (s)")
     ap.add_argument("--every", type=float, default=30.0, help="sampling period (s)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scale.txt"))
+    ap.add_argument("--plot", type=Path, help="PNG of the results (default docs/img/scale.png)")
+    ap.add_argument(
+        "--plot-from",
+        type=Path,
+        nargs="+",
+        help="only draw --plot from result JSON files (written beside --out)",
+    )
     args = ap.parse_args(argv)
+    png = args.plot or ROOT / "docs" / "img" / "scale.png"
+    if args.plot_from:
+        plot([r for f in args.plot_from for r in json.loads(f.read_text())], png)
+        return 0
     ops = [o for o in args.ops.split(",") if o]
     peer_bin = build_peer() if "peer" in ops else None
     results: list[Scale] = []
@@ -360,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write_text(text)
             out.with_suffix(".json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     print(report(results, header))
+    plot([asdict(r) for r in results], png)
     return 0
 
 
