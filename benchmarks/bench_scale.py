@@ -42,6 +42,7 @@ from typing import Any
 from bench_compare import (
     USERS,
     Cluster,
+    ColdResult,
     cluster,
     cold_watches,
     count_writes,
@@ -138,26 +139,16 @@ class Restart:
 
 
 @dataclass
-class Scale:
-    op: str
-    n: int
-    timeout: float
-    ready_seconds: float = 0.0
-    objects_seconds: float | None = None
-    running_seconds: float | None = None
-    cms: int = 0
-    deps: int = 0
-    running: int = 0
-    writes: int = 0
-    by_resource: dict[str, int] = field(default_factory=dict)
+class Scale(ColdResult):
+    """bench_compare's cold-start result, plus the CPU by process, the steady state and the
+    warm restart (``rss_mib`` is the RSS once the operator went quiet)."""
+
     cpu: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
-    peak_rss_mib: float = 0.0
-    steady_rss_mib: float = 0.0
     objects: dict[str, float] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
     restart: Restart | None = None
-    load: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
 
 
 def _objects(url: str) -> dict[str, float]:
@@ -185,7 +176,7 @@ def wait_resynced(proc: OperatorProcess, passes: int, timeout: float) -> bool:
 
 
 def run(op: str, n: int, timeout: float, every: float, peer_bin: Path | None) -> Scale:
-    res = Scale(op, n, timeout)
+    res = Scale(op, n, timeout=timeout)
     label = f"{op} N={n}"
     say(f"{label}: fresh control plane")
     with cluster([op], peer_bin) as c:
@@ -222,7 +213,7 @@ def run(op: str, n: int, timeout: float, every: float, peer_bin: Path | None) ->
                         f"{label}: {s.t:.0f}s {s.cms}/{s.deps}/{s.running} cm/dep/Running, RSS {s.rss_mib:.0f} MiB, "
                         f"CPU s {', '.join(f'{k} {v:.0f}' for k, v in s.cpu.items())} (load {os.getloadavg()[0]:.1f})"
                     )
-                    res.load.append(round(os.getloadavg()[0], 1))
+                    res.loads.append(round(os.getloadavg()[0], 1))
                     if done:
                         break
                 res.wall = round(time.monotonic() - t0, 1)
@@ -239,14 +230,14 @@ def run(op: str, n: int, timeout: float, every: float, peer_bin: Path | None) ->
                     wait_quiet(c.cp, mark, USERS[op], ns, quiet=5.0, cap=120.0)
                     time.sleep(5)
                     mem = proc.memory()
-                    res.steady_rss_mib = round(mem.rss_mib, 1) if mem else 0.0
+                    res.rss_mib = round(mem.rss_mib, 1) if mem else 0.0
                     if op == "thv":
                         res.objects = _objects(metrics_url(proc))
             by = count_writes(c.cp, mark, USERS[op], ns)
             res.writes, res.by_resource = sum(by.values()), dict(by)
             say(
                 f"{label}: objects {res.objects_seconds}s, Running {res.running_seconds}s, "
-                f"peak RSS {res.peak_rss_mib} MiB, steady {res.steady_rss_mib} MiB, {res.writes} writes, CPU {res.cpu}"
+                f"peak RSS {res.peak_rss_mib} MiB, steady {res.rss_mib} MiB, {res.writes} writes, CPU {res.cpu}"
             )
             if op == "thv" and res.running_seconds is not None:
                 res.restart = warm_restart(c, ns, n, label)
@@ -297,7 +288,7 @@ def report(results: list[Scale], header: list[str]) -> str:
         lines.append(
             f"| {r.op} | {r.n:,} | {r.ready_seconds:.1f} | {fin(r.objects_seconds)} | {fin(r.running_seconds)} "
             f"({r.cms:,}/{r.deps:,}/{r.running:,}) | {r.writes:,} ({r.writes / r.n:.1f}) | {r.peak_rss_mib:.0f} | "
-            f"{r.steady_rss_mib:.0f} | {cpu} | {r.wall:.0f} | {min(r.load or [0]):.1f}-{max(r.load or [0]):.1f} |"
+            f"{r.rss_mib:.0f} | {cpu} | {r.wall:.0f} | {min(r.loads or [0]):.1f}-{max(r.loads or [0]):.1f} |"
         )
     thv = [r for r in results if r.op == "thv" and r.objects]
     if thv:
@@ -305,13 +296,11 @@ def report(results: list[Scale], header: list[str]) -> str:
         lines += ["| N | cached objects | steady RSS MiB | KiB per object |", "|---|---|---|---|"]
         for r in thv:
             total = sum(r.objects.values())
-            lines.append(
-                f"| {r.n:,} | {total:,.0f} | {r.steady_rss_mib:.0f} | {r.steady_rss_mib * 1024 / total:.2f} |"
-            )
+            lines.append(f"| {r.n:,} | {total:,.0f} | {r.rss_mib:.0f} | {r.rss_mib * 1024 / total:.2f} |")
         if len(thv) >= 2:
             a, b = thv[0], thv[-1]
             da, db = sum(a.objects.values()), sum(b.objects.values())
-            slope = (b.steady_rss_mib - a.steady_rss_mib) * 1024 / (db - da)
+            slope = (b.rss_mib - a.rss_mib) * 1024 / (db - da)
             lines.append(f"growth {a.n:,} → {b.n:,}: {slope:.2f} KiB per extra cached object")
         lines.append(
             "by kind at the largest N: " + ", ".join(f"{k} {v:.0f}" for k, v in thv[-1].objects.items())
